@@ -1,0 +1,38 @@
+"""Fixtures shared by every test: users, API client, media in a temporary folder."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    # Uploads written by a test never land in the developer's var/media.
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.MEDIA_ROOT.mkdir()
+
+
+@pytest.fixture
+def password() -> str:
+    return "correct-horse-battery-staple-42"
+
+
+@pytest.fixture
+def user(django_user_model, password):
+    return django_user_model.objects.create_user(
+        username="alice", email="alice@example.com", password=password
+    )
+
+
+@pytest.fixture
+def other_user(django_user_model, password):
+    return django_user_model.objects.create_user(
+        username="mallory", email="mallory@example.com", password=password
+    )
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
