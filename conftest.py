@@ -12,6 +12,19 @@ def _media_in_tmp(settings, tmp_path):
     settings.MEDIA_ROOT.mkdir()
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(settings):
+    # Each test gets an empty in-process cache, so rate-limit counters never leak between tests and
+    # the shared Redis (also the broker in CI) is never flushed. Tests about the shared cache
+    # configure it themselves.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "tests",
+        }
+    }
+
+
 @pytest.fixture
 def password() -> str:
     return "correct-horse-battery-staple-42"
