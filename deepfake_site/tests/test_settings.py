@@ -1,0 +1,57 @@
+import os
+import subprocess
+import sys
+
+from django.conf import settings
+
+from deepfake_site.celery import app
+
+
+def test_celery_time_limits_are_ordered():
+    # A task still running when the visibility timeout expires would be delivered twice.
+    assert settings.CELERY_TASK_SOFT_TIME_LIMIT < settings.CELERY_TASK_TIME_LIMIT
+    assert settings.CELERY_TASK_TIME_LIMIT < settings.CELERY_BROKER_VISIBILITY_TIMEOUT
+    assert app.conf.task_soft_time_limit == settings.CELERY_TASK_SOFT_TIME_LIMIT
+    assert app.conf.task_time_limit == settings.CELERY_TASK_TIME_LIMIT
+    visibility = app.conf.broker_transport_options["visibility_timeout"]
+    assert visibility == settings.CELERY_BROKER_VISIBILITY_TIMEOUT
+
+
+def test_celery_takes_one_message_at_a_time_and_speaks_json():
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.task_serializer == "json"
+    assert app.conf.accept_content == ["json"]
+    assert app.conf.task_acks_late is True
+
+
+def test_embedded_broker_without_redis(tmp_path):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL"}
+    }
+    env["DJANGO_VAR_DIR"] = str(tmp_path)
+    code = "from deepfake_site.celery import app; print(app.conf.broker_url)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == f"sqla+sqlite:///{tmp_path / 'celery-broker.sqlite3'}"
+
+
+def test_web_process_never_imports_tensorflow():
+    # The web tier stays small and fork-safe: TensorFlow is loaded by workers only.
+    code = (
+        "import django, sys; django.setup();"
+        "from django.urls import resolve; import deepfake_site.urls;"
+        "from django.test import Client;"
+        "import detection.views, detection.services, detection.api.views;"
+        "print('tensorflow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "deepfake_site.settings"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip().splitlines()[-1] == "False"
