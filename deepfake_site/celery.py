@@ -16,6 +16,19 @@ app = Celery("deepfake_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 
+def _transport_options(settings: object) -> dict[str, object]:
+    if not str(settings.CELERY_BROKER_URL).startswith(("redis://", "rediss://")):
+        # kombu's SQLAlchemy transport hands its options to create_engine(), which accepts none
+        # of the Redis ones; it polls every second by default.
+        return {"max_retries": 1}
+    return {
+        "visibility_timeout": settings.CELERY_BROKER_VISIBILITY_TIMEOUT,
+        "socket_connect_timeout": settings.REDIS_SOCKET_TIMEOUT,
+        "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
+        "max_retries": 1,
+    }
+
+
 def _configure() -> None:
     from django.conf import settings
 
@@ -32,14 +45,7 @@ def _configure() -> None:
         # sweeper queues it again later.
         broker_connection_timeout=settings.REDIS_SOCKET_TIMEOUT,
         broker_connection_max_retries=1,
-        broker_transport_options={
-            "visibility_timeout": settings.CELERY_BROKER_VISIBILITY_TIMEOUT,
-            "socket_connect_timeout": settings.REDIS_SOCKET_TIMEOUT,
-            "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
-            # The embedded SQLite broker is polled; once a second keeps the first run snappy.
-            "polling_interval": 1,
-            "max_retries": 1,
-        },
+        broker_transport_options=_transport_options(settings),
         task_publish_retry=False,
         worker_hijack_root_logger=False,
         beat_schedule={

@@ -1,10 +1,11 @@
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 from django.conf import settings
 
-from deepfake_site.celery import app
+from deepfake_site.celery import _transport_options, app
 
 
 def test_celery_time_limits_are_ordered():
@@ -13,8 +14,18 @@ def test_celery_time_limits_are_ordered():
     assert settings.CELERY_TASK_TIME_LIMIT < settings.CELERY_BROKER_VISIBILITY_TIMEOUT
     assert app.conf.task_soft_time_limit == settings.CELERY_TASK_SOFT_TIME_LIMIT
     assert app.conf.task_time_limit == settings.CELERY_TASK_TIME_LIMIT
-    visibility = app.conf.broker_transport_options["visibility_timeout"]
-    assert visibility == settings.CELERY_BROKER_VISIBILITY_TIMEOUT
+
+    redis_settings = SimpleNamespace(
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        CELERY_BROKER_VISIBILITY_TIMEOUT=settings.CELERY_BROKER_VISIBILITY_TIMEOUT,
+        REDIS_SOCKET_TIMEOUT=settings.REDIS_SOCKET_TIMEOUT,
+    )
+    options = _transport_options(redis_settings)
+    assert options["visibility_timeout"] == settings.CELERY_BROKER_VISIBILITY_TIMEOUT
+    # Connecting must give up quickly, so an upload never waits long for a dead broker.
+    assert options["socket_connect_timeout"] <= 5
+    if settings.CELERY_BROKER_URL.startswith("redis://"):
+        assert app.conf.broker_transport_options == options
 
 
 def test_celery_takes_one_message_at_a_time_and_speaks_json():
