@@ -19,7 +19,13 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = getattr(record, "request_id", None) or request_id_var.get()
+        # django.request logs 4xx/5xx after the middleware has returned, with the request attached.
+        request = getattr(record, "request", None)
+        record.request_id = (
+            getattr(record, "request_id", None)
+            or getattr(request, "request_id", None)
+            or request_id_var.get()
+        )
         record.detection_id = getattr(record, "detection_id", None) or detection_id_var.get()
         return True
 

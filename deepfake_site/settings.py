@@ -138,6 +138,9 @@ CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", d
 # long inference does not keep queued work away from idle workers.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=1)
+# The queue tasks go to and workers read; the end-to-end tests use one per run, so messages left
+# over from an earlier run never reach their worker.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # Inference threads per worker process; processes x threads should not exceed the cores.
 ML_INTRA_OP_THREADS = env.int("ML_INTRA_OP_THREADS", default=0) or None
 ML_INTER_OP_THREADS = env.int("ML_INTER_OP_THREADS", default=0) or None
@@ -183,6 +186,10 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_RATE_LIMITS = {
     "login_failed": env.str("ACCOUNT_LOGIN_FAILED_RATE", default="10/m/ip,5/5m/key"),
 }
+# accounts: rate limits count per client IP; behind a reverse proxy every request would otherwise
+# share the proxy's address (one lockout for everyone). Set to the number of trusted proxies that
+# append to X-Forwarded-For (1 behind a single nginx/traefik); 0 uses REMOTE_ADDR.
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("ALLAUTH_TRUSTED_PROXY_COUNT", default=0)
 EMAIL_BACKEND = env.str(
     "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )
