@@ -25,6 +25,13 @@ def _private_cache(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    # PBKDF2 costs about half a second a hash on a busy 2-core machine; tests are about flows,
+    # not the hasher. (Processes the tests start, like the worker, never hash passwords.)
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def password() -> str:
     return "correct-horse-battery-staple-42"

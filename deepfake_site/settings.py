@@ -190,6 +190,8 @@ ACCOUNT_RATE_LIMITS = {
 # share the proxy's address (one lockout for everyone). Set to the number of trusted proxies that
 # append to X-Forwarded-For (1 behind a single nginx/traefik); 0 uses REMOTE_ADDR.
 ALLAUTH_TRUSTED_PROXY_COUNT = env.int("ALLAUTH_TRUSTED_PROXY_COUNT", default=0)
+# accounts: the sign-in form labels its first field "Username or e-mail" instead of "Login".
+ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm"}
 EMAIL_BACKEND = env.str(
     "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )

@@ -1,0 +1,178 @@
+"""Sign up, sign in/out, password change and reset, the login rate limit, and page rendering:
+allauth's views, our settings and templates."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = reverse("account_login")
+NEW_PASSWORD = "another-long-passphrase-77"
+
+
+def _login(client, login: str, password: str):
+    return client.post(LOGIN, {"login": login, "password": password})
+
+
+def test_sign_up_then_sign_in(client):
+    response = client.post(
+        reverse("account_signup"),
+        {
+            "email": "bob@example.com",
+            "username": "bob",
+            "password1": "a-fresh-passphrase-31",
+            "password2": "a-fresh-passphrase-31",
+        },
+    )
+    assert response.status_code == 302
+    bob = get_user_model().objects.get(username="bob")
+    assert bob.email == "bob@example.com"
+
+    client.post(reverse("account_logout"))
+    assert "_auth_user_id" not in client.session
+    response = _login(client, "bob@example.com", "a-fresh-passphrase-31")  # by e-mail, too
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(bob.pk)
+
+
+def test_sign_up_errors_are_shown_next_to_fields(client, user):
+    response = client.post(
+        reverse("account_signup"),
+        {"email": "x@example.com", "username": user.username, "password1": "a", "password2": "b"},
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'class="errorlist' in html and 'aria-invalid="true"' in html
+    assert not get_user_model().objects.filter(email="x@example.com").exists()
+
+
+def test_sign_in_and_sign_out(client, user, password):
+    response = _login(client, "alice", password)
+    assert response.status_code == 302
+    assert response.url == reverse("detection:upload")
+    assert client.session["_auth_user_id"] == str(user.pk)
+
+    response = client.post(reverse("account_logout"))
+    assert response.status_code == 302
+    assert response.url == LOGIN
+    assert "_auth_user_id" not in client.session
+
+
+def test_wrong_password_is_refused_with_a_message(client, user):
+    response = _login(client, "alice", "not-the-password")
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+    assert b"The username and/or password you specified are not correct." in response.content
+    assert b'role="alert"' in response.content
+
+
+def test_repeated_failures_lock_the_account_out_even_with_the_right_password(
+    client, settings, user, password
+):
+    settings.ACCOUNT_RATE_LIMITS = {"login_failed": "100/m/ip,3/5m/key"}
+    for _ in range(3):
+        response = _login(client, "alice", "wrong-guess")
+        assert b"not correct" in response.content
+
+    response = _login(client, "alice", password)
+
+    assert response.status_code == 200
+    assert "_auth_user_id" not in client.session
+    assert b"Too many failed login attempts. Try again later." in response.content
+
+
+def test_per_ip_limit_covers_guesses_spread_over_accounts(client, settings, user, password):
+    settings.ACCOUNT_RATE_LIMITS = {"login_failed": "2/m/ip,100/5m/key"}
+    _login(client, "someone", "x")
+    _login(client, "someone-else", "x")
+
+    response = _login(client, "alice", password)
+
+    assert "_auth_user_id" not in client.session
+    assert b"Too many failed login attempts" in response.content
+
+
+def test_password_change(client, user, password):
+    client.force_login(user)
+    response = client.post(
+        reverse("account_change_password"),
+        {"oldpassword": password, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+    )
+    assert response.status_code == 302
+
+    client.logout()
+    _login(client, "alice", password)
+    assert "_auth_user_id" not in client.session
+    _login(client, "alice", NEW_PASSWORD)
+    assert client.session["_auth_user_id"] == str(user.pk)
+
+
+def test_password_reset_mails_a_link_that_sets_a_new_password(client, user, password):
+    response = client.post(reverse("account_reset_password"), {"email": "alice@example.com"})
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["alice@example.com"]
+    link = re.search(r"http://testserver(/accounts/password/reset/key/\S+/)", mail.outbox[0].body)
+    assert link
+
+    # allauth moves the key from the URL into the session, then shows the form.
+    response = client.get(link.group(1), follow=True)
+    assert response.status_code == 200
+    assert b"Bad Token" not in response.content
+    form_url = response.redirect_chain[-1][0]
+    response = client.post(form_url, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    assert response.status_code == 302
+
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    assert not user.check_password(password)
+    # The link is single-use.
+    response = client.get(link.group(1), follow=True)
+    assert b"Bad Token" in response.content
+
+
+ANONYMOUS_PAGES = [
+    "account_login",
+    "account_signup",
+    "account_reset_password",
+    "account_reset_password_done",
+    "account_reset_password_from_key_done",
+    "account_inactive",
+    "account_email_verification_sent",
+]
+SIGNED_IN_PAGES = [
+    "account_logout",
+    "account_change_password",
+    "account_email",
+    "account_reauthenticate",
+    "accounts:profile",
+]
+
+
+@pytest.mark.parametrize("name", ANONYMOUS_PAGES + SIGNED_IN_PAGES)
+def test_every_account_page_renders_in_the_site_layout(client, user, name):
+    if name in SIGNED_IN_PAGES:
+        client.force_login(user)
+    response = client.get(reverse(name), follow=True)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'class="site-header"' in html  # our base.html, not allauth's bare layout
+    assert "Menu:" not in html
+    for input_id in re.findall(r'<input[^>]*type="(?:text|email|password)"[^>]*id="([^"]+)"', html):
+        assert f'for="{input_id}"' in html, f"input #{input_id} has no label"
+
+
+def test_bad_reset_and_confirmation_keys_render_an_explanation(client):
+    response = client.get(
+        reverse("account_reset_password_from_key", kwargs={"uidb36": "zz", "key": "bad-key"}),
+        follow=True,
+    )
+    assert b"Bad Token" in response.content and b'class="site-header"' in response.content
+    response = client.get(reverse("account_confirm_email", kwargs={"key": "bad-key"}))
+    assert response.status_code == 200 and b'class="site-header"' in response.content
