@@ -13,14 +13,15 @@ def _media_in_tmp(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(settings):
+def _private_cache(settings, request):
     # Each test gets an empty in-process cache, so rate-limit counters never leak between tests and
     # the shared Redis (also the broker in CI) is never flushed. Tests about the shared cache
     # configure it themselves.
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "tests",
+            # locmem caches with the same LOCATION share data: one name per test.
+            "LOCATION": request.node.nodeid,
         }
     }
 

@@ -161,7 +161,9 @@ DETECTION_MAX_PIXELS = env.int("DETECTION_MAX_PIXELS", default=40_000_000)
 # Django refuses larger request bodies before views run; room for max files of max size.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-DATA_UPLOAD_MAX_NUMBER_FILES = DETECTION_MAX_FILES_PER_REQUEST
+# Twice the per-request maximum: a few files too many get the upload page's or API's own clear
+# message (detection_create_many), while the parser still stops a flood of file parts early.
+DATA_UPLOAD_MAX_NUMBER_FILES = DETECTION_MAX_FILES_PER_REQUEST * 2
 
 # --- Auth, accounts -------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class WorkerHeartbeat(models.Model):
@@ -24,3 +29,126 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname}:{self.pid}"
+
+
+def detection_upload_to(instance: Detection, filename: str) -> str:
+    """A random name in a dated folder: the uploader's file name never reaches the disk."""
+    ext = Path(filename).suffix.lower()[:8]
+    now = timezone.now()
+    return f"uploads/{now:%Y}/{now:%m}/{uuid.uuid4().hex}{ext}"
+
+
+class DetectionBatch(models.Model):
+    """Several images uploaded in one request, shown together on one page."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="detection_batches"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"batch {self.pk}"
+
+
+class Detection(models.Model):
+    """One uploaded image and the job that gives it a verdict. The row owns the job's state."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Label(models.TextChoices):
+        REAL = "real", "Real"
+        FAKE = "fake", "Fake"
+        UNCERTAIN = "uncertain", "Uncertain"
+
+    FINAL_STATUSES = (Status.DONE, Status.FAILED)
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="detections"
+    )
+    batch = models.ForeignKey(
+        DetectionBatch,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="detections",
+    )
+    image = models.FileField(upload_to=detection_upload_to, max_length=255)
+    original_name = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=16)
+    byte_size = models.PositiveIntegerField()
+    removed_metadata = models.JSONField(default=list, blank=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Who holds the running job: the Celery task id, so a redelivery of the same message after
+    # its worker was killed may take the row back, while a duplicate message may not.
+    claim_token = models.CharField(max_length=64, blank=True)
+    error = models.TextField(blank=True)
+
+    label = models.CharField(max_length=16, choices=Label.choices, blank=True)
+    fake_probability = models.FloatField(null=True, blank=True)
+    model_name = models.CharField(max_length=100, blank=True)
+    model_version = models.CharField(max_length=100, blank=True)
+    face_box = models.JSONField(null=True, blank=True)  # [x, y, w, h] in image pixels
+    inference_ms = models.FloatField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="detection_owner_created"),
+            models.Index(fields=["owner", "status"], name="detection_owner_status"),
+            models.Index(fields=["owner", "label"], name="detection_owner_label"),
+            # The sweeper looks for stale pending/running rows across all users.
+            models.Index(fields=["status", "queued_at"], name="detection_status_queued"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(status="done")
+                | (models.Q(fake_probability__isnull=False) & ~models.Q(label="")),
+                name="detection_done_has_verdict",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(fake_probability__isnull=True)
+                | models.Q(fake_probability__gte=0, fake_probability__lte=1),
+                name="detection_probability_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"detection {self.pk} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES
+
+    @property
+    def fake_percent(self) -> float | None:
+        if self.fake_probability is None:
+            return None
+        return round(self.fake_probability * 100, 1)
+
+    @property
+    def face_box_percent(self) -> dict[str, float] | None:
+        """The face box as percentages of the image, to draw it over a scaled image."""
+        box = self.face_box
+        if not box or len(box) != 4 or not self.width or not self.height:
+            return None
+        x, y, w, h = (float(v) for v in box)
+        return {
+            "left": round(100 * x / self.width, 3),
+            "top": round(100 * y / self.height, 3),
+            "width": round(100 * w / self.width, 3),
+            "height": round(100 * h / self.height, 3),
+        }

@@ -1,19 +1,247 @@
+"""Pages: parse input, call one service or selector, render."""
+
+from __future__ import annotations
+
+import csv
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from detection import selectors, services
+from detection.forms import DetectionFilterForm, DetectionIdsForm, UploadForm
+from detection.models import Detection
+
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+HISTORY_PAGE_SIZE = 25
 
 
-# Placeholders until the detection pipeline lands.
+def _limits() -> dict[str, object]:
+    from detection.images import ACCEPT_ATTR, ALLOWED_FORMATS
+
+    return {
+        "max_bytes": settings.DETECTION_MAX_UPLOAD_BYTES,
+        "max_files": settings.DETECTION_MAX_FILES_PER_REQUEST,
+        "max_pixels": settings.DETECTION_MAX_PIXELS,
+        "max_megapixels": round(settings.DETECTION_MAX_PIXELS / 1_000_000, 1),
+        "formats": sorted(str(f).upper() for f in ALLOWED_FORMATS),
+        "accept": ACCEPT_ATTR,
+    }
+
+
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
-    return render(request, "base.html")
+    limits = _limits()
+    if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES, accept=limits["accept"])
+        if form.is_valid():
+            try:
+                detections = services.detection_create_many(
+                    user=request.user, uploads=form.cleaned_data["images"]
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                if len(detections) == 1:
+                    return redirect("detection:detail", detection_id=detections[0].id)
+                messages.success(request, f"{len(detections)} images uploaded.")
+                return redirect("detection:batch", batch_id=detections[0].batch_id)
+        status = 400
+    else:
+        form = UploadForm(accept=limits["accept"])
+        status = 200
+    return render(request, "detection/upload.html", {"form": form, **limits}, status=status)
+
+
+def _detail_context(detection: Detection) -> dict[str, object]:
+    band = selectors.model_uncertain_band()
+    return {
+        "detection": detection,
+        "uncertain_low": band.low if band else None,
+        "uncertain_high": band.high if band else None,
+        "uncertain_width": band.width if band else None,
+    }
 
 
 @login_required
+@require_safe
+def detail(request: HttpRequest, detection_id: int) -> HttpResponse:
+    detection = selectors.detection_get(user=request.user, detection_id=detection_id)
+    return render(request, "detection/detail.html", _detail_context(detection))
+
+
+@login_required
+@require_safe
+@never_cache
+def status(request: HttpRequest, detection_id: int) -> JsonResponse:
+    """The result panel, rendered, for the page's polling script."""
+    detection = selectors.detection_get(user=request.user, detection_id=detection_id)
+    html = render_to_string(
+        "detection/_result.html", _detail_context(detection), request=request
+    )
+    return JsonResponse(
+        {
+            "id": detection.id,
+            "status": detection.status,
+            "label": detection.label,
+            "fake_probability": detection.fake_probability,
+            "final": detection.is_final,
+            "html": html,
+        }
+    )
+
+
+def image_response(detection: Detection) -> FileResponse:
+    """The stored image as a private, non-sniffable response (pages and API alike)."""
+    response = FileResponse(
+        detection.image.open("rb"),
+        content_type=CONTENT_TYPES.get(detection.format.upper(), "application/octet-stream"),
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    # Opened directly, the image may not run anything or be framed.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Content-Disposition"] = "inline"
+    return response
+
+
+@login_required
+@require_safe
+def image(request: HttpRequest, detection_id: int) -> FileResponse:
+    """The stored image, to its owner only."""
+    return image_response(selectors.detection_get(user=request.user, detection_id=detection_id))
+
+
+@login_required
+@require_safe
+def batch(request: HttpRequest, batch_id: int) -> HttpResponse:
+    detections = list(selectors.detection_batch_items(user=request.user, batch_id=batch_id))
+    context = {
+        "batch_id": batch_id,
+        "detections": detections,
+        "final": all(d.is_final for d in detections),
+    }
+    return render(request, "detection/batch.html", context)
+
+
+@login_required
+@require_safe
+@never_cache
+def batch_status(request: HttpRequest, batch_id: int) -> JsonResponse:
+    detections = list(selectors.detection_batch_items(user=request.user, batch_id=batch_id))
+    final = all(d.is_final for d in detections)
+    html = render_to_string(
+        "detection/_batch_table.html", {"detections": detections}, request=request
+    )
+    return JsonResponse(
+        {
+            "status": "done" if final else "running",
+            "final": final,
+            "counts": {s: sum(d.status == s for d in detections) for s in Detection.Status.values},
+            "html": html,
+        }
+    )
+
+
+@login_required
+@require_safe
 def history(request: HttpRequest) -> HttpResponse:
-    return render(request, "base.html")
+    form = DetectionFilterForm(request.GET or None)
+    filters = form.filters()
+    page = Paginator(
+        selectors.detection_list(user=request.user, filters=filters), HISTORY_PAGE_SIZE
+    ).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "detection/history.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "filtered": any(v for k, v in request.GET.items() if k not in ("page", "ordering")),
+        },
+    )
 
 
 @login_required
+@require_safe
+def export(request: HttpRequest) -> StreamingHttpResponse:
+    filters = DetectionFilterForm(request.GET or None).filters()
+    rows = selectors.detection_csv_rows(user=request.user, filters=filters)
+
+    class _Echo:
+        def write(self, value: str) -> str:
+            return value
+
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8"
+    )
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="detections-{stamp}.csv"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def delete(request: HttpRequest, detection_id: int) -> HttpResponse:
+    """GET asks for confirmation; POST deletes."""
+    if request.method == "POST":
+        services.detection_delete(user=request.user, detection_id=detection_id)
+        messages.success(request, "The detection and its image were deleted.")
+        return redirect("detection:history")
+    detection = selectors.detection_get(user=request.user, detection_id=detection_id)
+    return render(request, "detection/delete_confirm.html", {"detections": [detection]})
+
+
+@login_required
+@require_POST
+def delete_many(request: HttpRequest) -> HttpResponse:
+    """Ticked rows from the history page: first a confirmation page, then the delete."""
+    form = DetectionIdsForm(request.POST)
+    if not form.is_valid():
+        messages.warning(request, "Tick the detections to delete first.")
+        return redirect("detection:history")
+    ids = form.cleaned_data["ids"]
+    if request.POST.get("confirm") != "yes":
+        detections = selectors.detection_list_by_ids(user=request.user, ids=ids)
+        return render(
+            request, "detection/delete_confirm.html", {"detections": detections, "many": True}
+        )
+    count = services.detection_delete_many(user=request.user, ids=ids)
+    messages.success(request, f"Deleted {count} detection{'s' if count != 1 else ''}.")
+    return redirect("detection:history")
+
+
+@login_required
+@require_safe
 def api_help(request: HttpRequest) -> HttpResponse:
-    return render(request, "base.html")
+    return render(
+        request,
+        "detection/api_help.html",
+        {
+            "api_base": request.build_absolute_uri(reverse("api:detection-list")),
+            "docs_url": request.build_absolute_uri(reverse("api-docs")),
+            "profile_url": reverse("accounts:profile"),
+            **_limits(),
+        },
+    )

@@ -47,22 +47,3 @@ def test_embedded_broker_without_redis(tmp_path):
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == f"sqla+sqlite:///{tmp_path / 'celery-broker.sqlite3'}"
-
-
-def test_web_process_never_imports_tensorflow():
-    # The web tier stays small and fork-safe: TensorFlow is loaded by workers only.
-    code = (
-        "import django, sys; django.setup();"
-        "from django.urls import resolve; import deepfake_site.urls;"
-        "from django.test import Client;"
-        "import detection.views, detection.services, detection.api.views;"
-        "print('tensorflow' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "deepfake_site.settings"},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert out.strip().splitlines()[-1] == "False"

@@ -1,2 +1,10 @@
+from rest_framework.routers import SimpleRouter
+
+from detection.api.views import DetectionViewSet
+
 app_name = "api"
-urlpatterns: list = []
+
+router = SimpleRouter()
+router.register("detections", DetectionViewSet, basename="detection")
+
+urlpatterns = router.urls

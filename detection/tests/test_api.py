@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.cache import cache
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.services import api_token_create
+from detection.models import Detection
+from detection.tests.factories import DetectionFactory
+from detection.tests.helpers import image_bytes, upload
+
+pytestmark = pytest.mark.django_db
+
+LIST_URL = "/api/v1/detections/"
+
+
+@pytest.fixture
+def token_client(user) -> APIClient:
+    _, key = api_token_create(user=user, name="tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+def test_upload_one_is_202_with_the_new_detection(
+    token_client, user, enqueued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = token_client.post(LIST_URL, {"image": upload("me.jpg")}, format="multipart")
+    assert response.status_code == 202, response.content
+    [item] = response.json()["detections"]
+    detection = Detection.objects.get()
+    assert item["id"] == detection.id
+    assert item["status"] == "pending"
+    assert item["url"] == f"http://testserver{LIST_URL}{detection.id}/"
+    assert detection.owner == user
+    assert len(callbacks) == 1 and enqueued == [detection.id]
+
+
+def test_upload_several(token_client, enqueued, django_capture_on_commit_callbacks):
+    files = [upload("a.jpg"), upload("b.png", image_bytes("PNG"), "image/png"), upload("c.jpg")]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = token_client.post(LIST_URL, {"image": files}, format="multipart")
+    assert response.status_code == 202
+    assert len(response.json()["detections"]) == 3
+    assert len(enqueued) == 3
+    assert Detection.objects.values("batch").distinct().count() == 1
+
+
+def test_refused_file_is_400_naming_it_and_stores_nothing(token_client, enqueued):
+    files = [upload("ok.jpg"), upload("bad.jpg", b"GIF89a nope")]
+    response = token_client.post(LIST_URL, {"image": files}, format="multipart")
+    assert response.status_code == 400
+    body = response.json()
+    assert "bad.jpg" in body["detail"] and "Nothing was stored" in body["detail"]
+    assert [e["file"] for e in body["errors"]] == ["bad.jpg"]
+    assert body["errors"][0]["code"] in ("not_an_image", "unsupported_format")
+    assert Detection.objects.count() == 0
+
+
+def test_oversize_is_413(token_client, settings):
+    settings.DETECTION_MAX_UPLOAD_BYTES = 200
+    response = token_client.post(LIST_URL, {"image": upload("big.jpg")}, format="multipart")
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["code"] == "too_large"
+    assert Detection.objects.count() == 0
+
+
+def test_upload_without_image_field_is_400(token_client):
+    response = token_client.post(LIST_URL, {"file": upload()}, format="multipart")
+    assert response.status_code == 400
+    assert "image" in response.json()["detail"]
+
+
+def test_detail_has_the_full_record(token_client, user):
+    detection = DetectionFactory(owner=user, done=True, removed_metadata=["EXIF"])
+    data = token_client.get(f"{LIST_URL}{detection.id}/").json()
+    for key in ["id", "status", "label", "fake_probability", "model_version", "model_name",
+                "error", "image_url", "created_at", "finished_at", "face_box", "width", "height",
+                "format", "original_name", "attempts", "queued_at", "started_at",
+                "inference_ms", "removed_metadata"]:
+        assert key in data, key
+    assert data["status"] == "done" and data["label"] == "fake"
+    assert data["fake_probability"] == pytest.approx(0.87)
+    assert data["face_box"] == [4, 3, 20, 24]
+    assert data["removed_metadata"] == ["EXIF"]
+    image = token_client.get(data["image_url"])
+    assert image.status_code == 200
+    assert image["Content-Type"] == "image/jpeg"
+    assert image["X-Content-Type-Options"] == "nosniff"
+
+
+def test_list_paginates_and_filters(token_client, user, other_user, settings):
+    now = timezone.now()
+    old = DetectionFactory(owner=user, created_at=now - dt.timedelta(days=5), original_name="a.jpg")
+    fake = DetectionFactory(owner=user, done=True, original_name="Party.JPG")
+    real = DetectionFactory(
+        owner=user, done=True, label="real", fake_probability=0.05, original_name="b.jpg"
+    )
+    DetectionFactory(owner=other_user, done=True)
+
+    def ids(**params):
+        response = token_client.get(LIST_URL, params)
+        assert response.status_code == 200, response.content
+        return [r["id"] for r in response.json()["results"]]
+
+    body = token_client.get(LIST_URL).json()
+    assert body["count"] == 3 and "next" in body
+    assert ids()[-1] == old.id
+    assert ids(label="real") == [real.id]
+    assert ids(status="pending") == [old.id]
+    assert ids(search="party") == [fake.id]
+    assert ids(created_before=(now - dt.timedelta(days=1)).date().isoformat()) == [old.id]
+    assert old.id not in ids(created_after=now.date().isoformat())
+    assert ids(ordering="fake_probability", status="done") == [real.id, fake.id]
+    assert ids(ordering="created_at")[0] == old.id
+
+
+def test_list_page_size_and_next(token_client, user):
+    DetectionFactory.create_batch(27, owner=user)
+    body = token_client.get(LIST_URL).json()
+    assert len(body["results"]) == 25 and body["next"]
+    assert len(token_client.get(body["next"]).json()["results"]) == 2
+
+
+def test_bad_filter_is_400(token_client):
+    response = token_client.get(LIST_URL, {"label": "maybe"})
+    assert response.status_code == 400
+    assert "label" in response.json()
+
+
+def test_delete_removes_row_and_file(token_client, user, django_capture_on_commit_callbacks):
+    detection = DetectionFactory(owner=user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = token_client.delete(f"{LIST_URL}{detection.id}/")
+    assert response.status_code == 204
+    assert not Detection.objects.exists()
+    assert not default_storage.exists(detection.image.name)
+
+
+def test_session_auth_needs_csrf_for_writes(user):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(user)
+    detection = DetectionFactory(owner=user)
+    assert client.get(f"{LIST_URL}{detection.id}/").status_code == 200
+    assert client.delete(f"{LIST_URL}{detection.id}/").status_code == 403
+    assert Detection.objects.filter(id=detection.id).exists()
+
+
+def test_upload_throttle(token_client, settings, enqueued):
+    rates = dict(django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], uploads="2/min")
+    settings.REST_FRAMEWORK = {**django_settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    from rest_framework.throttling import SimpleRateThrottle
+
+    # DRF reads the rates once at import; point the throttles at the new ones for this test.
+    original = SimpleRateThrottle.THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = rates
+    cache.clear()  # locmem caches with one LOCATION share their data across tests
+    try:
+        codes = [
+            token_client.post(LIST_URL, {"image": upload()}, format="multipart").status_code
+            for _ in range(3)
+        ]
+        reads = token_client.get(LIST_URL).status_code
+    finally:
+        SimpleRateThrottle.THROTTLE_RATES = original
+    assert codes == [202, 202, 429]
+    assert reads == 200  # reads have their own budget
+
+
+def test_read_throttle(token_client):
+    from rest_framework.throttling import SimpleRateThrottle
+
+    original = SimpleRateThrottle.THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = {**original, "reads": "2/min"}
+    cache.clear()  # locmem caches with one LOCATION share their data across tests
+    try:
+        codes = [token_client.get(LIST_URL).status_code for _ in range(3)]
+    finally:
+        SimpleRateThrottle.THROTTLE_RATES = original
+    assert codes == [200, 200, 429]
+
+
+def test_openapi_schema_validates_without_warnings(tmp_path):
+    root = Path(django_settings.BASE_DIR)
+    out = tmp_path / "schema.yml"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "spectacular", "--validate", "--fail-on-warn",
+         "--file", str(out)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    schema = out.read_text()
+    assert "/api/v1/detections/{id}/:" in schema
+    assert "format: binary" in schema
+
+
+def test_schema_and_docs_pages(client, user):
+    client.force_login(user)
+    assert client.get(reverse("api-schema")).status_code == 200
+    docs = client.get(reverse("api-docs"))
+    assert docs.status_code == 200
+    # Swagger UI comes from the sidecar package: served here, no CDN.
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs.content.decode()
+
+
+def test_too_many_files_is_a_clear_400(token_client, settings):
+    settings.DETECTION_MAX_FILES_PER_REQUEST = 3
+    files = [upload(f"{i}.jpg") for i in range(4)]
+    response = token_client.post(LIST_URL, {"image": files}, format="multipart")
+    assert response.status_code == 400
+    assert "At most 3 images per upload" in response.json()["detail"]
+    assert Detection.objects.count() == 0
+
+
+def test_file_flood_is_refused_as_json(token_client, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    files = [upload(f"{i}.jpg") for i in range(3)]
+    response = token_client.post(LIST_URL, {"image": files}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "too_many_files"

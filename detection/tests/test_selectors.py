@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.http import Http404
+
+from detection import selectors
+from detection.selectors import DetectionFilters
+from detection.tests.factories import DetectionBatchFactory, DetectionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_list_is_scoped_to_the_user(user, other_user):
+    mine = DetectionFactory(owner=user)
+    DetectionFactory(owner=other_user)
+    assert list(selectors.detection_list(user=user)) == [mine]
+    assert list(selectors.detection_list(user=AnonymousUser())) == []
+
+
+def test_unknown_ordering_falls_back_to_newest_first(user):
+    older, newer = DetectionFactory(owner=user), DetectionFactory(owner=user)
+    filters = DetectionFilters(ordering="owner__password")
+    assert filters.ordering == "-created_at"
+    assert list(selectors.detection_list(user=user, filters=filters)) == [newer, older]
+
+
+def test_get_is_404_for_other_users_and_missing_ids(user, other_user):
+    theirs = DetectionFactory(owner=other_user)
+    with pytest.raises(Http404):
+        selectors.detection_get(user=user, detection_id=theirs.id)
+    with pytest.raises(Http404):
+        selectors.detection_get(user=user, detection_id=123456)
+    with pytest.raises(Http404):
+        selectors.detection_get(user=AnonymousUser(), detection_id=theirs.id)
+    assert selectors.detection_get(user=other_user, detection_id=theirs.id) == theirs
+
+
+def test_batch_items_are_scoped(user, other_user):
+    batch = DetectionBatchFactory(owner=user)
+    items = DetectionFactory.create_batch(2, owner=user, batch=batch)
+    assert list(selectors.detection_batch_items(user=user, batch_id=batch.id)) == items
+    with pytest.raises(Http404):
+        selectors.detection_batch_items(user=other_user, batch_id=batch.id)
+
+
+def test_csv_rows(user, other_user):
+    DetectionFactory(owner=user, done=True, original_name="@cmd.jpg")
+    DetectionFactory(owner=other_user, done=True)
+    rows = list(selectors.detection_csv_rows(user=user, filters=DetectionFilters(label="fake")))
+    assert rows[0] == selectors.CSV_HEADER
+    assert len(rows) == 2
+    assert rows[1][2] == "'@cmd.jpg"
+    assert rows[1][5] == "0.8700"

@@ -1,0 +1,358 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from detection import services
+from detection.models import Detection, DetectionBatch
+from detection.tests.factories import DetectionFactory
+from detection.tests.helpers import FakeEngine, image_bytes, jpeg_with_exif, upload
+from ml.inference import ImageDecodeError
+
+pytestmark = pytest.mark.django_db
+
+
+# --- create ---------------------------------------------------------------------------------
+
+
+def test_create_one_stores_clean_file_and_enqueues_once_on_commit(
+    user, enqueued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        [detection] = services.detection_create_many(
+            user=user, uploads=[upload("My Face.jpg", jpeg_with_exif())]
+        )
+    assert len(callbacks) == 1
+    assert enqueued == [detection.id]
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.PENDING
+    assert detection.owner == user
+    assert detection.batch is None
+    assert detection.original_name == "My Face.jpg"
+    assert detection.format == "JPEG"
+    assert (detection.width, detection.height) == (40, 30)
+    assert detection.removed_metadata  # the EXIF was found and removed
+    assert detection.queued_at is not None
+    # Random name in a dated folder; the original name never reaches the disk.
+    assert detection.image.name.startswith(f"uploads/{timezone.now():%Y/%m}/")
+    assert "Face" not in detection.image.name
+    assert detection.image.name.endswith(".jpg")
+    with default_storage.open(detection.image.name) as fh:
+        stored = fh.read()
+    assert b"TestCam" not in stored
+    assert detection.byte_size == len(stored)
+
+
+def test_create_several_makes_a_batch(user, enqueued, django_capture_on_commit_callbacks):
+    files = [upload("a.jpg"), upload("b.png", image_bytes("PNG"), "image/png")]
+    with django_capture_on_commit_callbacks(execute=True):
+        detections = services.detection_create_many(user=user, uploads=files)
+    assert len(detections) == 2
+    assert detections[0].batch_id is not None
+    assert {d.batch_id for d in detections} == {detections[0].batch_id}
+    assert sorted(enqueued) == sorted(d.id for d in detections)
+    assert detections[1].format == "PNG" and detections[1].image.name.endswith(".png")
+
+
+def test_one_bad_file_stores_nothing_and_names_it(user, enqueued, settings):
+    files = [upload("good.jpg"), upload("notes.jpg", b"hello, not an image")]
+    with pytest.raises(ValidationError) as excinfo:
+        services.detection_create_many(user=user, uploads=files)
+    messages = excinfo.value.messages
+    assert len(messages) == 1 and messages[0].startswith("notes.jpg:")
+    assert excinfo.value.error_list[0].code == "not_an_image"
+    assert Detection.objects.count() == 0
+    assert DetectionBatch.objects.count() == 0
+    assert enqueued == []
+    # No file was written either.
+    assert not (settings.MEDIA_ROOT / "uploads").exists() or not any(
+        p.is_file() for p in (settings.MEDIA_ROOT / "uploads").rglob("*")
+    )
+
+
+def test_too_many_files_refused(user, settings):
+    settings.DETECTION_MAX_FILES_PER_REQUEST = 2
+    with pytest.raises(ValidationError) as excinfo:
+        services.detection_create_many(user=user, uploads=[upload(), upload(), upload()])
+    assert excinfo.value.code == "too_many_files"
+    assert Detection.objects.count() == 0
+
+
+def test_rollback_enqueues_nothing_and_removes_files(
+    user, enqueued, settings, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.detection_create_many(user=user, uploads=[upload()])
+            raise RuntimeError("the surrounding request failed")
+    assert callbacks == []
+    assert enqueued == []
+    assert Detection.objects.count() == 0
+
+
+def test_broker_error_never_fails_the_upload(user, monkeypatch, django_capture_on_commit_callbacks):
+    from detection.tasks import detection_run_task
+
+    def _down(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(detection_run_task, "apply_async", _down)
+    with django_capture_on_commit_callbacks(execute=True):
+        [detection] = services.detection_create_many(user=user, uploads=[upload()])
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.PENDING
+
+
+# --- sweep and purge ------------------------------------------------------------------------
+
+
+def test_sweep_requeues_only_stale_pending_and_dead_running(enqueued, settings):
+    now = timezone.now()
+    old = now - dt.timedelta(minutes=10)
+    stale = DetectionFactory(queued_at=old)
+    DetectionFactory(queued_at=now)  # fresh: its message is probably still queued
+    dead = DetectionFactory(
+        status=Detection.Status.RUNNING, started_at=now - dt.timedelta(hours=1), attempts=1
+    )
+    DetectionFactory(status=Detection.Status.RUNNING, started_at=now, attempts=1)
+    DetectionFactory(done=True, queued_at=old)
+
+    count = services.detection_sweep(older_than=dt.timedelta(minutes=2))
+
+    assert count == 2
+    assert sorted(enqueued) == sorted([stale.id, dead.id])
+    stale.refresh_from_db()
+    assert stale.queued_at > old
+
+
+def test_purge_expired_deletes_rows_and_files(settings, django_capture_on_commit_callbacks):
+    settings.DETECTION_RETENTION_DAYS = 30
+    now = timezone.now()
+    old = DetectionFactory(created_at=now - dt.timedelta(days=31))
+    recent = DetectionFactory(created_at=now - dt.timedelta(days=29))
+    old_file = old.image.name
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.detection_purge_expired(now=now) == 1
+    assert not Detection.objects.filter(id=old.id).exists()
+    assert Detection.objects.filter(id=recent.id).exists()
+    assert not default_storage.exists(old_file)
+    assert default_storage.exists(recent.image.name)
+
+
+def test_purge_disabled_with_zero_days(settings):
+    settings.DETECTION_RETENTION_DAYS = 0
+    DetectionFactory(created_at=timezone.now() - dt.timedelta(days=3650))
+    assert services.detection_purge_expired() == 0
+    assert Detection.objects.count() == 1
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+def test_run_makes_a_verdict(fake_engine):
+    detection = DetectionFactory()
+    result = services.detection_run(detection_id=detection.id, claim_token="t1")
+    assert result is not None
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.DONE
+    assert detection.label == "fake"
+    assert detection.fake_probability == pytest.approx(0.91)
+    assert detection.model_version == FakeEngine.version
+    assert detection.face_box == [4, 3, 20, 24]
+    assert detection.attempts == 1
+    assert detection.started_at and detection.finished_at
+    assert detection.inference_ms == pytest.approx(12.5)
+    # The model saw the stored bytes.
+    with default_storage.open(detection.image.name) as fh:
+        assert fake_engine.inputs == [fh.read()]
+
+
+def test_run_twice_one_model_call_one_verdict(fake_engine):
+    detection = DetectionFactory()
+    services.detection_run(detection_id=detection.id, claim_token="t1")
+    finished_at = Detection.objects.get(id=detection.id).finished_at
+    assert services.detection_run(detection_id=detection.id, claim_token="t2") is None
+    assert services.detection_run(detection_id=detection.id, claim_token="t1") is None
+    assert fake_engine.calls == 1
+    detection.refresh_from_db()
+    assert detection.attempts == 1
+    assert detection.finished_at == finished_at
+
+
+def test_running_row_held_by_a_live_run_is_not_taken(fake_engine):
+    detection = DetectionFactory(
+        status=Detection.Status.RUNNING, started_at=timezone.now(), claim_token="other", attempts=1
+    )
+    assert services.detection_run(detection_id=detection.id, claim_token="duplicate") is None
+    assert fake_engine.calls == 0
+
+
+def test_redelivered_message_takes_back_its_own_running_row(fake_engine):
+    # The worker was killed mid-run: the same message (same task id) comes again.
+    detection = DetectionFactory(
+        status=Detection.Status.RUNNING, started_at=timezone.now(), claim_token="task-1", attempts=1
+    )
+    services.detection_run(detection_id=detection.id, claim_token="task-1")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.DONE
+    assert detection.attempts == 2
+    assert fake_engine.calls == 1
+
+
+def test_running_row_past_the_hard_limit_is_taken_back(fake_engine, settings):
+    started = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 5)
+    detection = DetectionFactory(
+        status=Detection.Status.RUNNING, started_at=started, claim_token="gone", attempts=1
+    )
+    services.detection_run(detection_id=detection.id, claim_token="sweeper-message")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.DONE
+
+
+def test_worker_lost_too_often_fails(fake_engine, settings):
+    settings.DETECTION_MAX_ATTEMPTS = 2
+    detection = DetectionFactory(
+        status=Detection.Status.RUNNING, started_at=timezone.now(), claim_token="task-1", attempts=2
+    )
+    assert services.detection_run(detection_id=detection.id, claim_token="task-1") is None
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.FAILED
+    assert "worker stopped" in detection.error
+    assert fake_engine.calls == 0
+
+
+def test_model_error_retries_then_fails(fake_engine, settings):
+    settings.DETECTION_MAX_ATTEMPTS = 2
+    fake_engine.error = RuntimeError("out of memory")
+    detection = DetectionFactory()
+
+    with pytest.raises(services.DetectionRetry):
+        services.detection_run(detection_id=detection.id, claim_token="t")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.PENDING
+    assert detection.attempts == 1
+
+    services.detection_run(detection_id=detection.id, claim_token="t")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.FAILED
+    assert detection.attempts == 2
+    assert "2 times" in detection.error
+    assert "memory" not in detection.error  # the technical cause stays in the log
+    assert fake_engine.calls == 2
+
+
+def test_decode_error_fails_at_once(fake_engine, settings):
+    fake_engine.error = ImageDecodeError("cannot decode")
+    detection = DetectionFactory()
+    services.detection_run(detection_id=detection.id, claim_token="t")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.FAILED
+    assert detection.attempts == 1
+    assert "could not be decoded" in detection.error
+
+
+def test_missing_row_is_a_no_op(fake_engine):
+    assert services.detection_run(detection_id=999_999, claim_token="t") is None
+    assert fake_engine.calls == 0
+
+
+def test_done_row_needs_a_verdict():
+    detection = DetectionFactory()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Detection.objects.filter(id=detection.id).update(status=Detection.Status.DONE)
+
+
+# --- delete ---------------------------------------------------------------------------------
+
+
+def test_delete_removes_row_and_file_after_commit(user, django_capture_on_commit_callbacks):
+    detection = DetectionFactory(owner=user)
+    name = detection.image.name
+    with django_capture_on_commit_callbacks(execute=True):
+        services.detection_delete(user=user, detection_id=detection.id)
+    assert not Detection.objects.filter(id=detection.id).exists()
+    assert not default_storage.exists(name)
+
+
+def test_delete_of_another_users_detection_is_404(user, other_user):
+    from django.http import Http404
+
+    detection = DetectionFactory(owner=other_user)
+    with pytest.raises(Http404):
+        services.detection_delete(user=user, detection_id=detection.id)
+    assert Detection.objects.filter(id=detection.id).exists()
+
+
+def test_delete_many_ignores_other_users_ids(user, other_user, django_capture_on_commit_callbacks):
+    mine = DetectionFactory.create_batch(2, owner=user)
+    theirs = DetectionFactory(owner=other_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        count = services.detection_delete_many(user=user, ids=[d.id for d in mine] + [theirs.id])
+    assert count == 2
+    assert list(Detection.objects.values_list("id", flat=True)) == [theirs.id]
+    assert default_storage.exists(theirs.image.name)
+
+
+def test_deleting_a_user_deletes_their_files(user, django_capture_on_commit_callbacks):
+    names = [d.image.name for d in DetectionFactory.create_batch(2, owner=user)]
+    with django_capture_on_commit_callbacks(execute=True):
+        user.delete()
+    assert Detection.objects.count() == 0
+    assert not any(default_storage.exists(n) for n in names)
+
+
+def test_rolled_back_delete_keeps_the_file(user, django_capture_on_commit_callbacks):
+    detection = DetectionFactory(owner=user)
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.detection_delete(user=user, detection_id=detection.id)
+            raise RuntimeError
+    assert default_storage.exists(detection.image.name)
+
+
+def test_no_model_is_reported_as_such(monkeypatch, settings):
+    settings.DETECTION_MAX_ATTEMPTS = 1
+
+    def _no_model():
+        raise FileNotFoundError("ml/models/default/card.json")
+
+    monkeypatch.setattr("detection.worker.engine_get", _no_model)
+    detection = DetectionFactory()
+    services.detection_run(detection_id=detection.id, claim_token="t")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.FAILED
+    assert "No model could be loaded" in detection.error
+
+
+def test_row_deleted_while_running_is_left_alone(fake_engine, django_capture_on_commit_callbacks):
+    detection = DetectionFactory()
+    fake_engine.error = RuntimeError("boom")
+
+    def _delete_then_fail(image):
+        Detection.objects.filter(id=detection.id).delete()
+        raise RuntimeError("file gone")
+
+    fake_engine.predict = _delete_then_fail
+    with django_capture_on_commit_callbacks(execute=True):
+        services.detection_run(detection_id=detection.id, claim_token="t")
+    assert not Detection.objects.exists()
+
+
+def test_management_commands(enqueued, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.DETECTION_RETENTION_DAYS = 1
+    stale = DetectionFactory(queued_at=timezone.now() - dt.timedelta(minutes=10))
+    out = StringIO()
+    call_command("detection_sweep", "--older-than", "60", stdout=out)
+    assert "Queued 1" in out.getvalue() and enqueued == [stale.id]
+    DetectionFactory(created_at=timezone.now() - dt.timedelta(days=2))
+    call_command("detection_purge_expired", stdout=out)
+    assert "Deleted 1" in out.getvalue()

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from detection.models import Detection
+from detection.tasks import detection_purge_expired_task, detection_run_task, detection_sweep_task
+from detection.tests.factories import DetectionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_task_is_registered_with_late_acks():
+    assert detection_run_task.name == "detection.run"
+    assert detection_run_task.acks_late is True
+    assert detection_run_task.reject_on_worker_lost is True
+
+
+def test_task_run_twice_gives_one_verdict_and_one_model_call(fake_engine):
+    detection = DetectionFactory()
+    detection_run_task.apply(args=[detection.id], task_id="message-1").get()
+    first = Detection.objects.get(id=detection.id)
+    # A duplicate message (another id), then a redelivery of the first one.
+    detection_run_task.apply(args=[detection.id], task_id="message-2").get()
+    detection_run_task.apply(args=[detection.id], task_id="message-1").get()
+    detection.refresh_from_db()
+    assert fake_engine.calls == 1
+    assert detection.status == Detection.Status.DONE
+    assert detection.attempts == 1
+    assert (detection.finished_at, detection.label) == (first.finished_at, first.label)
+
+
+def test_task_retries_a_failing_model_until_max_attempts(fake_engine, settings):
+    settings.DETECTION_MAX_ATTEMPTS = 3
+    fake_engine.error = RuntimeError("boom")
+    detection = DetectionFactory()
+    # Eager retries run at once, in this process.
+    detection_run_task.apply(args=[detection.id]).get(propagate=False)
+    detection.refresh_from_db()
+    assert fake_engine.calls == 3
+    assert detection.status == Detection.Status.FAILED
+    assert detection.attempts == 3
+
+
+def test_sweep_task_queues_stale_rows(enqueued, settings):
+    settings.DETECTION_STALE_AFTER = 60
+    stale = DetectionFactory(queued_at=timezone.now() - dt.timedelta(minutes=5))
+    detection_sweep_task.apply().get()
+    assert enqueued == [stale.id]
+
+
+def test_purge_task(settings):
+    settings.DETECTION_RETENTION_DAYS = 1
+    DetectionFactory(created_at=timezone.now() - dt.timedelta(days=2))
+    detection_purge_expired_task.apply().get()
+    assert Detection.objects.count() == 0

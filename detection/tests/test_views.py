@@ -1,0 +1,244 @@
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+
+import pytest
+from django.core.files.storage import default_storage
+from django.urls import reverse
+from django.utils import timezone
+
+from detection.models import Detection
+from detection.tests.factories import DetectionFactory
+from detection.tests.helpers import image_bytes, upload
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def signed_in(client, user):
+    client.force_login(user)
+    return client
+
+
+def test_upload_page_shows_limits(signed_in, settings):
+    settings.DETECTION_MAX_FILES_PER_REQUEST = 7
+    response = signed_in.get(reverse("detection:upload"))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'type="file"' in html and "multiple" in html
+    assert 'accept="image/jpeg,image/png,image/webp' in html
+    assert "7 images per upload" in html
+    assert "JPEG, PNG, WEBP" in html
+    assert "js/upload.js" in html
+
+
+def test_upload_one_redirects_to_result(
+    signed_in, user, enqueued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = signed_in.post(reverse("detection:upload"), {"images": [upload("me.jpg")]})
+    detection = Detection.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("detection:detail", args=[detection.id])
+    assert detection.owner == user
+    assert enqueued == [detection.id]
+
+
+def test_upload_several_redirects_to_batch(signed_in, enqueued, django_capture_on_commit_callbacks):
+    files = [upload("a.jpg"), upload("b.png", image_bytes("PNG"), "image/png")]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = signed_in.post(reverse("detection:upload"), {"images": files})
+    detections = list(Detection.objects.order_by("id"))
+    assert len(detections) == 2
+    assert response["Location"] == reverse("detection:batch", args=[detections[0].batch_id])
+    assert len(enqueued) == 2
+    page = signed_in.get(response["Location"])
+    assert page.status_code == 200
+    assert "a.jpg" in page.content.decode() and "b.png" in page.content.decode()
+
+
+def test_refused_file_stores_nothing_and_says_which(signed_in):
+    files = [upload("good.jpg"), upload("evil.jpg", b"<html>not an image</html>")]
+    response = signed_in.post(reverse("detection:upload"), {"images": files})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Nothing was uploaded" in html
+    assert "evil.jpg" in html
+    assert "good.jpg:" not in html
+    assert Detection.objects.count() == 0
+
+
+def test_upload_without_files(signed_in):
+    response = signed_in.post(reverse("detection:upload"), {})
+    assert response.status_code == 400
+    assert "Choose at least one image" in response.content.decode()
+
+
+def test_upload_too_large_file(signed_in, settings):
+    settings.DETECTION_MAX_UPLOAD_BYTES = 100
+    response = signed_in.post(reverse("detection:upload"), {"images": [upload("big.jpg")]})
+    assert response.status_code == 400
+    assert "big.jpg" in response.content.decode()
+    assert Detection.objects.count() == 0
+
+
+def test_result_page_pending_polls(signed_in, user):
+    detection = DetectionFactory(owner=user)
+    html = signed_in.get(reverse("detection:detail", args=[detection.id])).content.decode()
+    assert f'data-poll-url="{reverse("detection:status", args=[detection.id])}"' in html
+    assert 'data-status="pending"' in html
+    assert "js/detection-status.js" in html
+
+
+def test_result_page_done_shows_verdict_band_model_and_face_box(
+    signed_in, user, settings, tmp_path
+):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "card.json").write_text(
+        json.dumps({"threshold": 0.5, "uncertain_low": 0.35, "uncertain_high": 0.65})
+    )
+    settings.ML_MODEL_DIR = str(model_dir)
+    detection = DetectionFactory(owner=user, done=True, removed_metadata=["EXIF", "GPS"])
+    html = signed_in.get(reverse("detection:detail", args=[detection.id])).content.decode()
+    assert 'data-poll-url=""' in html  # final: no polling
+    assert "badge-fake" in html and "87.0%" in html
+    assert "Between 35.0% and 65.0% the model is not confident either way" in html
+    assert detection.model_version in html
+    assert 'class="face-box"' in html and "left: 6.25%" in html  # 4 / 64 px
+    assert "EXIF, GPS" in html
+    assert reverse("detection:image", args=[detection.id]) in html
+
+
+def test_failed_result_says_why(signed_in, user):
+    detection = DetectionFactory(
+        owner=user, status=Detection.Status.FAILED, error="The image could not be decoded."
+    )
+    html = signed_in.get(reverse("detection:detail", args=[detection.id])).content.decode()
+    assert "No verdict: The image could not be decoded." in html
+
+
+def test_status_json(signed_in, user):
+    detection = DetectionFactory(owner=user)
+    data = signed_in.get(reverse("detection:status", args=[detection.id])).json()
+    assert data["status"] == "pending" and data["final"] is False
+    Detection.objects.filter(id=detection.id).update(
+        status="done", label="real", fake_probability=0.1
+    )
+    data = signed_in.get(reverse("detection:status", args=[detection.id])).json()
+    assert data["final"] is True and data["label"] == "real"
+    assert "badge-real" in data["html"]
+
+
+def test_image_view_headers(signed_in, user):
+    detection = DetectionFactory(owner=user)
+    response = signed_in.get(reverse("detection:image", args=[detection.id]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "private" in response["Cache-Control"]
+    with default_storage.open(detection.image.name) as fh:
+        assert b"".join(response.streaming_content) == fh.read()
+
+
+def _history_ids(response) -> list[int]:
+    return [d.id for d in response.context["page"].object_list]
+
+
+def test_history_newest_first_filters_and_search(signed_in, user, other_user):
+    now = timezone.now()
+    old = DetectionFactory(
+        owner=user, created_at=now - dt.timedelta(days=10), original_name="x.jpg"
+    )
+    fake = DetectionFactory(owner=user, done=True, original_name="holiday-beach.jpg")
+    real = DetectionFactory(
+        owner=user, done=True, label="real", fake_probability=0.1, original_name="cat.png"
+    )
+    DetectionFactory(owner=other_user, done=True, original_name="holiday-theirs.jpg")
+    url = reverse("detection:history")
+
+    assert set(_history_ids(signed_in.get(url))) == {old.id, fake.id, real.id}
+    assert _history_ids(signed_in.get(url))[-1] == old.id
+    assert _history_ids(signed_in.get(url, {"label": "fake"})) == [fake.id]
+    assert _history_ids(signed_in.get(url, {"status": "pending"})) == [old.id]
+    assert _history_ids(signed_in.get(url, {"search": "HOLIDAY"})) == [fake.id]
+    since = (now - dt.timedelta(days=1)).date().isoformat()
+    assert old.id not in _history_ids(signed_in.get(url, {"created_after": since}))
+    assert _history_ids(signed_in.get(url, {"created_before": since})) == [old.id]
+    by_probability = {"ordering": "-fake_probability", "status": "done"}
+    assert _history_ids(signed_in.get(url, by_probability)) == [fake.id, real.id]
+    # Nonsense filters are ignored, not a crash.
+    assert signed_in.get(url, {"created_after": "soon", "label": "maybe"}).status_code == 200
+
+
+def test_history_paginates(signed_in, user):
+    DetectionFactory.create_batch(27, owner=user)
+    first = signed_in.get(reverse("detection:history"))
+    assert len(_history_ids(first)) == 25
+    assert "Page 1 of 2" in first.content.decode()
+    second = signed_in.get(reverse("detection:history"), {"page": 2})
+    assert len(_history_ids(second)) == 2
+
+
+def test_csv_export_uses_the_filters_and_defuses_formulas(signed_in, user, other_user):
+    DetectionFactory(owner=user, done=True, original_name="=HYPERLINK(evil).jpg")
+    DetectionFactory(owner=user, original_name="pending.jpg")
+    DetectionFactory(owner=other_user, done=True, original_name="theirs.jpg")
+    response = signed_in.get(reverse("detection:export"), {"status": "done"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][0] == "id"
+    assert len(rows) == 2
+    assert rows[1][2] == "'=HYPERLINK(evil).jpg"
+
+
+def test_delete_asks_then_deletes(signed_in, user, django_capture_on_commit_callbacks):
+    detection = DetectionFactory(owner=user)
+    url = reverse("detection:delete", args=[detection.id])
+    confirm = signed_in.get(url)
+    assert confirm.status_code == 200 and "Delete this detection?" in confirm.content.decode()
+    assert Detection.objects.filter(id=detection.id).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = signed_in.post(url)
+    assert response["Location"] == reverse("detection:history")
+    assert not Detection.objects.filter(id=detection.id).exists()
+    assert not default_storage.exists(detection.image.name)
+
+
+def test_delete_selected_confirms_then_deletes_only_own(signed_in, user, other_user):
+    mine = DetectionFactory.create_batch(2, owner=user)
+    theirs = DetectionFactory(owner=other_user)
+    ids = [d.id for d in mine] + [theirs.id]
+    url = reverse("detection:delete-many")
+    confirm = signed_in.post(url, {"ids": ids})
+    assert confirm.status_code == 200
+    assert "Delete 2 detections?" in confirm.content.decode()
+    assert theirs.original_name not in confirm.content.decode()
+    assert Detection.objects.count() == 3
+    response = signed_in.post(url, {"ids": ids, "confirm": "yes"})
+    assert response.status_code == 302
+    assert list(Detection.objects.values_list("id", flat=True)) == [theirs.id]
+
+
+def test_delete_requires_csrf(client, user):
+    from django.test import Client
+
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(user)
+    detection = DetectionFactory(owner=user)
+    response = csrf_client.post(reverse("detection:delete", args=[detection.id]))
+    assert response.status_code == 403
+    assert Detection.objects.filter(id=detection.id).exists()
+
+
+def test_api_help_uses_the_real_host(signed_in):
+    response = signed_in.get(reverse("detection:api-help"), HTTP_HOST="localhost:8123")
+    html = response.content.decode()
+    assert "http://localhost:8123/api/v1/detections/" in html
+    assert reverse("accounts:profile") in html
+    assert "/api/docs/" in html
+    assert "-F image=@first.jpg -F image=@second.png" in html

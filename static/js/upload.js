@@ -1,0 +1,138 @@
+// Drag and drop with a preview list on top of a plain <input type=file multiple>: without this
+// script the form still works; with it, files can be dropped and are checked before sending.
+(function () {
+  "use strict";
+  var zone = document.getElementById("drop-zone");
+  var form = document.getElementById("upload-form");
+  if (!zone || !form) { return; }
+  var input = zone.querySelector("input[type=file]");
+  var list = document.getElementById("preview-list");
+  var errors = document.getElementById("client-errors");
+  var submit = document.getElementById("upload-submit");
+  var maxBytes = parseInt(zone.getAttribute("data-max-bytes"), 10) || 0;
+  var maxFiles = parseInt(zone.getAttribute("data-max-files"), 10) || 0;
+  var accepted = (zone.getAttribute("data-accept") || "").split(",").map(function (s) {
+    return s.trim().toLowerCase();
+  }).filter(Boolean);
+  var canAssign = typeof DataTransfer === "function";
+  zone.classList.add("js-enabled");
+
+  function sizeText(bytes) {
+    if (bytes < 1024) { return bytes + " B"; }
+    if (bytes < 1024 * 1024) { return (bytes / 1024).toFixed(0) + " KB"; }
+    return (bytes / 1024 / 1024).toFixed(1) + " MB";
+  }
+
+  function problemFor(file) {
+    var name = file.name.toLowerCase();
+    var ext = name.lastIndexOf(".") >= 0 ? name.slice(name.lastIndexOf(".")) : "";
+    if (accepted.length && accepted.indexOf(file.type) < 0 && accepted.indexOf(ext) < 0) {
+      return "not a supported image format";
+    }
+    if (file.size === 0) { return "the file is empty"; }
+    if (maxBytes && file.size > maxBytes) { return "larger than " + sizeText(maxBytes); }
+    return "";
+  }
+
+  function render() {
+    var files = Array.prototype.slice.call(input.files || []);
+    var problems = [];
+    list.innerHTML = "";
+    files.forEach(function (file, index) {
+      var item = document.createElement("li");
+      item.className = "preview-item";
+      var problem = problemFor(file);
+      if (!problem && file.type.indexOf("image/") === 0) {
+        var img = document.createElement("img");
+        img.alt = "";
+        img.className = "preview-thumb";
+        img.src = URL.createObjectURL(file);
+        img.onload = function () { URL.revokeObjectURL(img.src); };
+        img.onerror = function () {
+          // Not decodable by the browser either: the server will most likely refuse it.
+          URL.revokeObjectURL(img.src);
+          var blank = document.createElement("span");
+          blank.className = "preview-nothumb";
+          img.replaceWith(blank);
+          var note = document.createElement("span");
+          note.className = "preview-problem";
+          note.textContent = "cannot be read as an image";
+          item.insertBefore(note, item.querySelector("button"));
+        };
+        item.appendChild(img);
+      }
+      var text = document.createElement("span");
+      text.className = "preview-name";
+      text.textContent = file.name + " · " + sizeText(file.size);
+      item.appendChild(text);
+      if (problem) {
+        item.classList.add("preview-bad");
+        var why = document.createElement("span");
+        why.className = "preview-problem";
+        why.textContent = problem;
+        item.appendChild(why);
+        problems.push(file.name + ": " + problem);
+      }
+      if (canAssign) {
+        var remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "button button-secondary button-small";
+        remove.textContent = "Remove";
+        remove.setAttribute("aria-label", "Remove " + file.name);
+        remove.addEventListener("click", function () { removeAt(index); });
+        item.appendChild(remove);
+      }
+      list.appendChild(item);
+    });
+    if (maxFiles && files.length > maxFiles) {
+      problems.unshift("At most " + maxFiles + " images per upload; you chose " + files.length + ".");
+    }
+    errors.hidden = problems.length === 0;
+    errors.textContent = problems.length ? "Fix these before uploading: " + problems.join("; ") : "";
+    submit.disabled = files.length === 0 || problems.length > 0;
+    submit.textContent = files.length > 1 ? "Upload and analyse " + files.length + " images" : "Upload and analyse";
+  }
+
+  function setFiles(files) {
+    if (!canAssign) { return; }
+    var transfer = new DataTransfer();
+    files.forEach(function (f) { transfer.items.add(f); });
+    input.files = transfer.files;
+    render();
+  }
+
+  function removeAt(index) {
+    var files = Array.prototype.slice.call(input.files);
+    files.splice(index, 1);
+    setFiles(files);
+  }
+
+  input.addEventListener("change", render);
+  ["dragenter", "dragover"].forEach(function (type) {
+    zone.addEventListener(type, function (event) {
+      event.preventDefault();
+      zone.classList.add("drag-over");
+    });
+  });
+  ["dragleave", "drop"].forEach(function (type) {
+    zone.addEventListener(type, function (event) {
+      event.preventDefault();
+      zone.classList.remove("drag-over");
+    });
+  });
+  zone.addEventListener("drop", function (event) {
+    var dropped = Array.prototype.slice.call(event.dataTransfer.files || []);
+    if (!dropped.length) { return; }
+    if (input.multiple && canAssign) {
+      setFiles(Array.prototype.slice.call(input.files || []).concat(dropped));
+    } else {
+      input.files = event.dataTransfer.files;
+      render();
+    }
+  });
+  form.addEventListener("submit", function () {
+    submit.disabled = true;
+    submit.textContent = "Uploading…";
+  });
+  render();
+})();

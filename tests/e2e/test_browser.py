@@ -1,0 +1,111 @@
+"""A person in real Chromium: sign up, upload, watch the verdict arrive without a reload, find it
+in the history, delete it. Against live_server and the real worker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from detection.tests.helpers import image_bytes
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls that the
+    # live_server fixtures make from here are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1200, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+@pytest.fixture
+def slow_start(monkeypatch):
+    """Messages published by this process wait 3 s at the worker, so the page is seen pending
+    before the verdict arrives (the worker and the model are real, only the start is delayed)."""
+    from detection.tasks import detection_run_task
+
+    original = detection_run_task.apply_async
+
+    def _apply_async(*args, **kwargs):
+        kwargs.setdefault("countdown", 3)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(detection_run_task, "apply_async", _apply_async)
+
+
+def test_sign_up_upload_watch_verdict_history_delete(
+    e2e, live_server, browser_page, slow_start, tmp_path
+):
+    page = browser_page
+    base = live_server.url
+    image = tmp_path / "portrait.jpg"
+    image.write_bytes(image_bytes("JPEG", (160, 120)))
+
+    # Sign up.
+    page.goto(f"{base}/accounts/signup/")
+    page.fill("input[name=email]", "browser@example.com")
+    page.fill("input[name=username]", "browser")
+    page.fill("input[name=password1]", "a-long-passphrase-for-tests-91")
+    page.fill("input[name=password2]", "a-long-passphrase-for-tests-91")
+    page.locator("form:has(input[name=password1]) [type=submit]").click()
+    page.wait_for_url(f"{base}/upload/")
+
+    # Upload one image with the file input (the drop zone's preview lists it).
+    page.set_input_files("input[type=file]", str(image))
+    page.wait_for_selector(".preview-item:has-text('portrait.jpg')")
+    page.click("#upload-submit")
+    page.wait_for_url(re.compile(r".*/detections/\d+/$"))
+    result_url = page.url
+
+    # The page starts pending and turns into a verdict by itself: no navigation, same URL.
+    status = page.locator("#detection-status")
+    assert status.get_attribute("data-status") in ("pending", "running")
+    navigations = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    page.wait_for_selector("#detection-status[data-status=done]", timeout=90_000)
+    assert page.url == result_url
+    assert navigations == []
+    verdict = page.locator("#detection-label").inner_text().strip().lower()
+    assert verdict in ("real", "fake", "uncertain")
+    assert page.locator(".confidence-bar").is_visible()
+    assert e2e["model_version"] in page.content()
+    # The image is served to its owner through the private view.
+    assert page.evaluate("document.querySelector('.image-frame img').naturalWidth") == 160
+
+    # It is in the history, with its verdict.
+    page.click("nav >> text=History")
+    row = page.locator("#history-table tbody tr", has_text="portrait.jpg")
+    assert row.count() == 1
+    assert verdict in row.inner_text().lower()
+
+    # Delete it: confirmation page, then gone.
+    row.locator("text=Delete").click()
+    page.wait_for_selector("text=Delete this detection?")
+    page.locator("main form button[type=submit]", has_text="Delete").click()
+    page.wait_for_url(f"{base}/history/")
+    assert page.locator("text=The detection and its image were deleted.").is_visible()
+    assert page.locator("#history-table").count() == 0
+    assert page.locator("text=No uploads yet.").is_visible()

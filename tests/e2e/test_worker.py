@@ -1,0 +1,70 @@
+"""Upload → real Celery worker (real Redis, real model) → verdict in the database."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from accounts.services import api_token_create
+from detection.models import Detection
+from detection.tests.helpers import image_bytes, upload
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+
+
+def _wait_final(fetch, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        data = fetch()
+        if data["status"] in ("done", "failed"):
+            return data
+        assert time.monotonic() < deadline, f"still {data['status']} after {timeout}s"
+        time.sleep(0.5)
+
+
+def test_api_upload_with_token_gets_a_verdict(e2e, user):
+    _, key = api_token_create(user=user, name="e2e")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+
+    response = client.post(
+        "/api/v1/detections/",
+        {"image": [upload("one.jpg"), upload("two.png", image_bytes("PNG"), "image/png")]},
+        format="multipart",
+    )
+    assert response.status_code == 202, response.content
+    items = response.json()["detections"]
+    assert len(items) == 2
+
+    for item in items:
+        data = _wait_final(lambda url=item["url"]: client.get(url).json())
+        assert data["status"] == "done", data
+        assert data["label"] in ("real", "fake", "uncertain")
+        assert 0.0 <= data["fake_probability"] <= 1.0
+        assert data["model_version"] == e2e["model_version"]
+        assert data["attempts"] == 1
+        row = Detection.objects.get(id=item["id"])
+        assert row.status == Detection.Status.DONE
+        assert row.model_version == e2e["model_version"]
+        assert row.started_at <= row.finished_at
+
+
+def test_form_upload_gets_a_verdict(e2e, client, user):
+    client.force_login(user)
+    response = client.post(reverse("detection:upload"), {"images": [upload("face.jpg")]})
+    assert response.status_code == 302
+    detection = Detection.objects.get(owner=user)
+    assert response["Location"] == reverse("detection:detail", args=[detection.id])
+
+    data = _wait_final(
+        lambda: client.get(reverse("detection:status", args=[detection.id])).json()
+    )
+    assert data["status"] == "done"
+    detection.refresh_from_db()
+    assert detection.label in ("real", "fake", "uncertain")
+    assert detection.model_version == e2e["model_version"]
+    page = client.get(response["Location"]).content.decode()
+    assert detection.model_version in page
