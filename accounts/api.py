@@ -12,7 +12,8 @@ from rest_framework.views import APIView
 
 class MeSerializer(serializers.Serializer):
     username = serializers.CharField(read_only=True)
-    email = serializers.EmailField(read_only=True)
+    # Not EmailField: an account made by an administrator may have no address (blank).
+    email = serializers.CharField(read_only=True, help_text="E-mail address; blank if none.")
 
 
 class MeView(APIView):

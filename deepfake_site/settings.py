@@ -158,7 +158,21 @@ DETECTION_MAX_UPLOAD_BYTES = env.int("DETECTION_MAX_UPLOAD_BYTES", default=10 * 
 DETECTION_MAX_FILES_PER_REQUEST = env.int("DETECTION_MAX_FILES_PER_REQUEST", default=20)
 DETECTION_MAX_PIXELS = env.int("DETECTION_MAX_PIXELS", default=40_000_000)
 
-# Django refuses larger request bodies before views run; room for max files of max size.
+# A whole upload request above this is refused at its first file part, unread (413): room for
+# the maximum number of files of the maximum size, plus 1 MiB for fields and part headers.
+DETECTION_MAX_REQUEST_BYTES = env.int(
+    "DETECTION_MAX_REQUEST_BYTES",
+    default=DETECTION_MAX_FILES_PER_REQUEST * DETECTION_MAX_UPLOAD_BYTES + 1024 * 1024,
+)
+# Our handler first: it stops reading a file as soon as it passes DETECTION_MAX_UPLOAD_BYTES
+# (Django's handlers alone would spool a file of any size to disk before the view sees it).
+FILE_UPLOAD_HANDLERS = [
+    "detection.forms.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
+# Django refuses larger non-file request bodies (form fields) before views run.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Twice the per-request maximum: a few files too many get the upload page's or API's own clear
@@ -206,9 +220,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "detection.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Adds the errors DRF itself answers with (401, 403, 404, 429) to every operation.
+    "DEFAULT_SCHEMA_CLASS": "detection.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "uploads": env.str("API_THROTTLE_UPLOADS", default="30/min"),
         "uploads_daily": env.str("API_THROTTLE_UPLOADS_DAILY", default="1000/day"),

@@ -17,3 +17,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
+
+# API clients get JSON for unknown URLs too (e.g. /api/v1/detections/abc/).
+handler404 = "deepfake_site.views.not_found"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import logging
+import math
 
 from django.conf import settings
 from django.contrib import messages
@@ -27,6 +29,8 @@ from detection import selectors, services
 from detection.forms import DetectionFilterForm, DetectionIdsForm, UploadForm
 from detection.models import Detection
 
+logger = logging.getLogger(__name__)
+
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 HISTORY_PAGE_SIZE = 25
 
@@ -49,8 +53,16 @@ def _limits() -> dict[str, object]:
 def upload(request: HttpRequest) -> HttpResponse:
     limits = _limits()
     if request.method == "POST":
+        wait = upload_throttle_wait(request)
+        if wait is not None:
+            response = render(request, "429.html", status=429)
+            response["Retry-After"] = str(wait)
+            return response
         form = UploadForm(request.POST, request.FILES, accept=limits["accept"])
-        if form.is_valid():
+        refusal = getattr(request, "upload_refusal", None)  # detection.forms.UploadLimitHandler
+        if refusal is not None:
+            form.refuse(refusal)
+        elif form.is_valid():
             try:
                 detections = services.detection_create_many(
                     user=request.user, uploads=form.cleaned_data["images"]
@@ -58,6 +70,7 @@ def upload(request: HttpRequest) -> HttpResponse:
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
+                upload_logged(detections)
                 if len(detections) == 1:
                     return redirect("detection:detail", detection_id=detections[0].id)
                 messages.success(request, f"{len(detections)} images uploaded.")
@@ -67,6 +80,33 @@ def upload(request: HttpRequest) -> HttpResponse:
         form = UploadForm(accept=limits["accept"])
         status = 200
     return render(request, "detection/upload.html", {"form": form, **limits}, status=status)
+
+
+def upload_throttle_wait(request: HttpRequest) -> int | None:
+    """Seconds to wait when the user is over an upload budget, else None (and the upload counts).
+
+    The page and the API share the API's throttles and their counters (in the shared cache), so
+    the form is no way around the API's limits.
+    """
+    from detection.api.throttles import UploadDailyThrottle, UploadRateThrottle
+
+    waits = []
+    for throttle in (UploadRateThrottle(), UploadDailyThrottle()):
+        if not throttle.allow_request(request, None):
+            waits.append(throttle.wait() or 1)
+    return math.ceil(max(waits)) if waits else None
+
+
+def upload_logged(detections: list[Detection]) -> None:
+    """One log line per stored upload: it carries the request id (and the detection id)."""
+    for detection in detections:
+        logger.info(
+            "Upload stored as detection %s (%s, %d bytes)",
+            detection.id,
+            detection.format,
+            detection.byte_size,
+            extra={"detection_id": str(detection.id)},
+        )
 
 
 def _detail_context(detection: Detection) -> dict[str, object]:

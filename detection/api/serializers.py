@@ -35,6 +35,12 @@ class DetectionSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="Metadata removed from the stored copy (EXIF, GPS, ...).",
     )
+    label = serializers.ChoiceField(
+        choices=Detection.Label.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="The verdict; blank until the detection is done.",
+    )
     fake_probability = serializers.FloatField(
         read_only=True,
         allow_null=True,
@@ -109,6 +115,7 @@ class DetectionUploadSerializer(serializers.Serializer):
         # Empty files pass here so that detection.images refuses them with its clear message.
         child=UploadedFileField(allow_empty_file=True, use_url=False),
         allow_empty=False,
+        min_length=1,  # documents minItems: an empty list is refused
         help_text=(
             "One or more images (repeat the field for several). Formats: JPEG, PNG, WebP; "
             f"at most {settings.DETECTION_MAX_UPLOAD_BYTES // (1024 * 1024)} MiB each and "
@@ -128,22 +135,54 @@ class UploadErrorSerializer(serializers.Serializer):
     errors = UploadErrorItemSerializer(many=True)
 
 
+class QueryDateField(serializers.DateField):
+    """A date query parameter: absent means no bound; present but blank is refused (400).
+
+    DRF treats a blank optional value as absent, which a YYYY-MM-DD parameter (as the schema
+    documents it) does not allow.
+    """
+
+    def get_value(self, dictionary):
+        if dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
+
+class SearchField(serializers.CharField):
+    """Free text matched against file names. NUL characters are dropped rather than refused:
+    no stored name has one (detection.images.filename_sanitize), and the schema cannot say
+    "any string but NUL"."""
+
+    def run_validation(self, data=serializers.empty):
+        if isinstance(data, str):
+            data = data.replace("\x00", "")
+        return super().run_validation(data)
+
+
 class DetectionFilterSerializer(serializers.Serializer):
     """Query parameters of the list."""
 
-    label = serializers.ChoiceField(choices=Detection.Label.choices, required=False)
-    status = serializers.ChoiceField(choices=Detection.Status.choices, required=False)
-    created_after = serializers.DateField(
+    # A blank value (`?label=`, as an HTML form sends it) means "any": allowed, and documented.
+    label = serializers.ChoiceField(
+        choices=Detection.Label.choices, required=False, allow_blank=True
+    )
+    status = serializers.ChoiceField(
+        choices=Detection.Status.choices, required=False, allow_blank=True
+    )
+    created_after = QueryDateField(
         required=False, help_text="Created on or after this day (YYYY-MM-DD)."
     )
-    created_before = serializers.DateField(
+    created_before = QueryDateField(
         required=False, help_text="Created on or before this day (YYYY-MM-DD)."
     )
-    search = serializers.CharField(
-        required=False, max_length=100, help_text="Part of the original file name."
+    search = SearchField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="Part of the original file name.",
     )
     ordering = serializers.ChoiceField(
-        choices=list(ORDERINGS), required=False, default=DEFAULT_ORDERING
+        choices=list(ORDERINGS), required=False, allow_blank=True, default=DEFAULT_ORDERING
     )
 
     def to_filters(self) -> DetectionFilters:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from django.core.exceptions import TooManyFilesSent, ValidationError
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -22,6 +27,7 @@ from detection.api.serializers import (
 )
 from detection.api.throttles import ReadRateThrottle, UploadDailyThrottle, UploadRateThrottle
 from detection.models import Detection
+from detection.views import upload_logged
 
 
 def _upload_errors(exc: ValidationError) -> tuple[dict, int]:
@@ -43,14 +49,18 @@ def _upload_errors(exc: ValidationError) -> tuple[dict, int]:
     return body, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if too_large else 400
 
 
+# The URL takes digits only (lookup_value_regex): an integer in the schema, not any string.
+_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Detection id.")
+
+
 @extend_schema(tags=["detections"])
 @extend_schema_view(
     list=extend_schema(
         summary="List your detections, newest first",
         parameters=[DetectionFilterSerializer],
     ),
-    retrieve=extend_schema(summary="One detection with its verdict"),
-    destroy=extend_schema(summary="Delete a detection and its stored image"),
+    retrieve=extend_schema(summary="One detection with its verdict", parameters=[_ID]),
+    destroy=extend_schema(summary="Delete a detection and its stored image", parameters=[_ID]),
 )
 class DetectionViewSet(
     mixins.ListModelMixin,
@@ -84,6 +94,7 @@ class DetectionViewSet(
 
     @extend_schema(
         summary="Download the stored image",
+        parameters=[_ID],
         responses={
             (200, "image/jpeg"): OpenApiTypes.BINARY,
             (200, "image/png"): OpenApiTypes.BINARY,
@@ -123,6 +134,10 @@ class DetectionViewSet(
                 },
                 status=400,
             )
+        refusal = getattr(request._request, "upload_refusal", None)  # UploadLimitHandler
+        if refusal is not None:
+            body, code = _upload_errors(refusal)
+            return Response(body, status=code)
         upload = DetectionUploadSerializer(data=data)
         if not upload.is_valid():
             return Response(
@@ -143,6 +158,7 @@ class DetectionViewSet(
         except ValidationError as exc:
             body, code = _upload_errors(exc)
             return Response(body, status=code)
+        upload_logged(detections)
         out = DetectionCreatedSerializer(
             {"detections": detections}, context=self.get_serializer_context()
         )

@@ -1,0 +1,54 @@
+"""Fixtures for the security tests: signed-in page client, token API client, what was stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.services import api_token_create
+
+API_LIST = "/api/v1/detections/"
+
+
+@pytest.fixture(autouse=True)
+def enqueued(monkeypatch):
+    """Run messages are recorded, never sent: these tests need no broker."""
+    from detection.tasks import detection_run_task
+
+    sent: list[int] = []
+    monkeypatch.setattr(
+        detection_run_task, "apply_async", lambda args=None, **options: sent.append(args[0])
+    )
+    return sent
+
+
+@pytest.fixture
+def signed_in(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def token_key(user) -> str:
+    _, key = api_token_create(user=user, name="security tests")
+    return key
+
+
+@pytest.fixture
+def token_client(token_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_key}")
+    return client
+
+
+@pytest.fixture
+def stored_files(settings):
+    """Every file under MEDIA_ROOT right now (a function: call it after the request)."""
+
+    def _files() -> list[Path]:
+        root = Path(settings.MEDIA_ROOT)
+        return sorted(p for p in root.rglob("*") if p.is_file())
+
+    return _files
