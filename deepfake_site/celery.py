@@ -42,10 +42,14 @@ def _configure() -> None:
         task_reject_on_worker_lost=True,
         broker_connection_retry_on_startup=True,
         # A publish must fail fast when the broker is down: the row stays pending and the
-        # sweeper queues it again later.
+        # sweeper queues it again later. The publish path is bounded by the connect timeout and
+        # the transport's max_retries (kombu Connection.default_channel reads it).
         broker_connection_timeout=settings.REDIS_SOCKET_TIMEOUT,
-        broker_connection_max_retries=1,
         broker_transport_options=_transport_options(settings),
+        # The worker's consumer and beat, though, wait for the broker to come back: this limit
+        # is only theirs, and with 1 a Redis restart of a few seconds shut the worker down
+        # (tests/faults/test_worker_faults.py). None: keep retrying, backing off up to 30 s.
+        broker_connection_max_retries=None,
         task_publish_retry=False,
         worker_hijack_root_logger=False,
         beat_schedule={
@@ -91,7 +95,10 @@ def _bind_ids(task: object = None, args: tuple | None = None, **kwargs: object) 
     from deepfake_site.logging import detection_id_var, request_id_var
 
     request = getattr(task, "request", None)
-    request_id_var.set(getattr(request, "request_id", None) or "-")
+    # A worker turns custom message headers into request attributes; Task.apply() (eager runs)
+    # keeps them in request.headers only.
+    headers = getattr(request, "headers", None) or {}
+    request_id_var.set(getattr(request, "request_id", None) or headers.get("request_id") or "-")
     detection_id_var.set(str(args[0]) if args else "-")
 
 

@@ -28,6 +28,17 @@ def test_celery_time_limits_are_ordered():
         assert app.conf.broker_transport_options == options
 
 
+def test_celery_publish_gives_up_fast_but_the_worker_waits_for_the_broker():
+    # An upload's publish: a short connect timeout, one retry (tests/faults shows it with a
+    # killed Redis), then the row waits for the sweeper.
+    assert app.conf.broker_connection_timeout <= 5
+    assert app.conf.task_publish_retry is False
+    assert app.conf.broker_transport_options["max_retries"] == 1
+    # The worker's consumer and beat reconnect for as long as it takes: with a limit, a Redis
+    # restart shut the worker down for good.
+    assert app.conf.broker_connection_max_retries is None
+
+
 def test_celery_takes_one_message_at_a_time_and_speaks_json():
     assert app.conf.worker_prefetch_multiplier == 1
     assert app.conf.task_serializer == "json"

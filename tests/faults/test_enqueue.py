@@ -1,0 +1,149 @@
+"""Enqueueing and duplicates, on real Redis (a private server) and PostgreSQL, without a worker.
+
+Messages are counted in the queue's Redis list; the queue has no consumer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from detection import services, worker
+from detection.models import Detection
+from detection.tests.factories import DetectionFactory
+from detection.tests.helpers import FakeEngine, upload
+from tests.faults.conftest import app_broker, queued_messages
+
+pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def queue(private_redis):
+    name = f"faults-enqueue-{uuid.uuid4().hex[:12]}"
+    with app_broker(private_redis.url, name):
+        yield name
+
+
+def test_upload_in_a_rolled_back_transaction_enqueues_nothing(user, private_redis, queue):
+    class Rollback(Exception):
+        pass
+
+    with pytest.raises(Rollback), transaction.atomic():
+        services.detection_create_many(user=user, uploads=[upload("gone.jpg")])
+        raise Rollback
+
+    assert Detection.objects.count() == 0
+    assert queued_messages(private_redis, queue) == []
+
+
+def test_upload_enqueues_exactly_one_message_on_commit(user, private_redis, queue):
+    with transaction.atomic():
+        [detection] = services.detection_create_many(user=user, uploads=[upload("kept.jpg")])
+        # Not before the commit: a worker must never look for a row it cannot see yet.
+        assert queued_messages(private_redis, queue) == []
+
+    [message] = queued_messages(private_redis, queue)
+    assert (message.task, message.args) == ("detection.run", [detection.id])
+
+
+def test_sweeping_twice_queues_a_stale_row_once(private_redis, queue, settings):
+    stale = DetectionFactory(queued_at=timezone.now() - dt.timedelta(minutes=10))
+    fresh = DetectionFactory(queued_at=timezone.now())
+
+    assert services.detection_sweep(older_than=dt.timedelta(minutes=2)) == 1
+    assert services.detection_sweep(older_than=dt.timedelta(minutes=2)) == 0
+
+    assert [m.args for m in queued_messages(private_redis, queue)] == [[stale.id]]
+    fresh.refresh_from_db()
+    assert fresh.status == Detection.Status.PENDING
+
+
+class SlowEngine(FakeEngine):
+    """Holds the model call long enough for a concurrent run to try the same row."""
+
+    def predict(self, image):
+        time.sleep(0.5)
+        return super().predict(image)
+
+
+@pytest.fixture
+def slow_engine(monkeypatch):
+    engine = SlowEngine()
+    monkeypatch.setattr(worker, "_engine", engine)
+    return engine
+
+
+def _run_at_once(detection_id: int, tokens: list[str]) -> list[Detection | None]:
+    """detection_run from one thread per token (each its own PostgreSQL connection), released
+    together by a barrier: two messages for one row delivered to two workers at once."""
+    barrier = threading.Barrier(len(tokens))
+    results: list[Detection | None] = [None] * len(tokens)
+    errors: list[BaseException] = []
+
+    def run(i: int, token: str) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[i] = services.detection_run(detection_id=detection_id, claim_token=token)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, t)) for i, t in enumerate(tokens)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    return results
+
+
+def test_two_runs_at_once_give_one_verdict_and_one_model_call(slow_engine):
+    assert connection.vendor == "postgresql"
+    detection = DetectionFactory()
+
+    results = _run_at_once(detection.id, ["message-from-sweep-1", "message-from-sweep-2"])
+
+    assert slow_engine.calls == 1
+    assert sum(result is not None for result in results) == 1
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.DONE
+    assert detection.attempts == 1
+    assert detection.fake_probability == pytest.approx(slow_engine.probability)
+
+
+def test_two_sweeps_at_once_then_their_messages_at_once_give_one_model_call(
+    private_redis, queue, slow_engine
+):
+    stale = DetectionFactory(queued_at=timezone.now() - dt.timedelta(minutes=10))
+    barrier = threading.Barrier(2)
+
+    def sweep() -> None:
+        try:
+            barrier.wait(timeout=10)
+            services.detection_sweep(older_than=dt.timedelta(minutes=2))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Two beat processes may both see the row before either marks it queued: one or two
+    # messages. Whatever the count, the row gets one model call.
+    messages = queued_messages(private_redis, queue)
+    assert 1 <= len(messages) <= 2
+    assert {tuple(m.args) for m in messages} == {(stale.id,)}
+
+    _run_at_once(stale.id, [m.task_id for m in messages] + ["a-redelivered-duplicate"])
+
+    assert slow_engine.calls == 1
+    stale.refresh_from_db()
+    assert (stale.status, stale.attempts) == (Detection.Status.DONE, 1)
