@@ -1,0 +1,154 @@
+"""Command line: ``python -m ml {train,evaluate,predict,benchmark,annotate} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+
+def _add_aug_flags(p):
+    from .augment import AugmentConfig
+
+    d = AugmentConfig()
+    g = p.add_argument_group("augmentation (probability per image; 0 disables)")
+    g.add_argument("--no-augment", action="store_true", help="disable all augmentation")
+    g.add_argument("--aug-flip", type=float, default=d.flip)
+    g.add_argument("--aug-rescale", type=float, default=d.rescale)
+    g.add_argument("--aug-blur", type=float, default=d.blur)
+    g.add_argument("--aug-noise", type=float, default=d.noise)
+    g.add_argument("--aug-jpeg", type=float, default=d.jpeg)
+    g.add_argument("--jpeg-quality", type=int, nargs=2, default=[d.jpeg_min, d.jpeg_max],
+                   metavar=("MIN", "MAX"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .model import ARCHITECTURES, DEFAULT_ARCH
+
+    ap = argparse.ArgumentParser(prog="python -m ml", description="Deepfake face-image detector")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a model and write a model directory")
+    t.add_argument("--data", nargs="+", required=True, help="folders with real/fake subfolders")
+    t.add_argument("--out", required=True, help="model directory to write")
+    t.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--image-size", type=int, default=128)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (arch default)")
+    t.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after the epoch that passes this training time")
+    t.add_argument("--exclude-source", action="append", default=[],
+                   help="leave a source (first-level folder) out of train/val/test")
+    t.add_argument("--uncertain-width", type=float, default=None)
+    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--name", default=None)
+    t.add_argument("--no-robustness", action="store_true",
+                   help="skip the jpeg70/half robustness evaluation of the test split")
+    _add_aug_flags(t)
+
+    e = sub.add_parser("evaluate", help="metrics overall and per source")
+    e.add_argument("--model", default=None, help="model directory (default: shipped model)")
+    e.add_argument("--data", nargs="+", required=True)
+    e.add_argument("--split", default="test", help="train|val|test|all")
+    e.add_argument("--json", default=None, help="write metrics JSON here")
+    e.add_argument("--plots", default=None, help="write PNG plots into this folder")
+    e.add_argument("--perturb", default=None, choices=["none", "jpeg70", "half"])
+    e.add_argument("--source", action="append", default=[], help="only these sources")
+    e.add_argument("--exclude-source", action="append", default=[])
+    e.add_argument("--batch-size", type=int, default=64)
+
+    p = sub.add_parser("predict", help="one JSON line per image")
+    p.add_argument("--model", default=None)
+    p.add_argument("images", nargs="+")
+    p.add_argument("--threads", type=int, default=None, help="TF intra-op threads")
+
+    b = sub.add_parser("benchmark", help="engine vs model.predict per-image latency")
+    b.add_argument("--model", default=None)
+    b.add_argument("--n", type=int, default=100, help="images to time")
+    b.add_argument("--images", nargs="*", default=None, help="image files (default: synthetic)")
+    b.add_argument("--threads", type=int, default=None)
+
+    a = sub.add_parser("annotate", help="merge evaluation JSON files into a model card")
+    a.add_argument("--model", required=True)
+    a.add_argument("--add", nargs=2, action="append", default=[], metavar=("KEY", "JSON"),
+                   help="store this evaluation JSON under extra_evaluations[KEY]")
+    a.add_argument("--note", nargs=2, action="append", default=[], metavar=("KEY", "TEXT"))
+    a.add_argument("--comparison-md", default=None, help="markdown file with the comparison")
+    return ap
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+
+    if args.cmd == "train":
+        from .augment import AugmentConfig
+        from .train import train
+
+        aug = AugmentConfig(enabled=not args.no_augment, flip=args.aug_flip,
+                            rescale=args.aug_rescale, blur=args.aug_blur, noise=args.aug_noise,
+                            jpeg=args.aug_jpeg, jpeg_min=args.jpeg_quality[0],
+                            jpeg_max=args.jpeg_quality[1])
+        train(args.data, args.out, arch=args.arch, epochs=args.epochs,
+              image_size=args.image_size, batch_size=args.batch_size, learning_rate=args.lr,
+              patience=args.patience, max_minutes=args.max_minutes,
+              exclude_sources=args.exclude_source, augment=aug, seed=args.seed,
+              uncertain_width=args.uncertain_width, robustness=not args.no_robustness,
+              name=args.name, command="python -m ml " + shlex.join(argv))
+        return 0
+
+    if args.cmd == "evaluate":
+        from .evaluate import evaluate
+
+        evaluate(args.model, args.data, split=args.split, json_out=args.json,
+                 plots_dir=args.plots,
+                 perturbation=None if args.perturb == "none" else args.perturb,
+                 batch_size=args.batch_size, only_sources=args.source,
+                 exclude_sources=args.exclude_source)
+        return 0
+
+    if args.cmd == "predict":
+        from .inference import Engine, ImageDecodeError
+
+        engine = Engine.load(args.model, intra_threads=args.threads)
+        rc = 0
+        for path in args.images:
+            try:
+                d = engine.predict(path).as_dict()
+                d = {"path": path, **d}
+            except ImageDecodeError as exc:
+                d = {"path": path, "error": str(exc)}
+                rc = 1
+            print(json.dumps(d), flush=True)
+        return rc
+
+    if args.cmd == "benchmark":
+        from .benchmark import run
+
+        run(args.model, n=args.n, images=args.images, threads=args.threads)
+        return 0
+
+    if args.cmd == "annotate":
+        from pathlib import Path
+
+        from . import read_card
+        from .card import write_card
+
+        card = read_card(args.model)
+        extra = card.setdefault("extra_evaluations", {})
+        for key, path in args.add:
+            extra[key] = json.loads(Path(path).read_text())
+        for key, text in args.note:
+            extra.setdefault(key, {})["note"] = text
+        if args.comparison_md:
+            card["comparison_md"] = Path(args.comparison_md).read_text()
+        write_card(args.model, card)
+        return 0
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Model card: card.json (machine-readable) rendered to card.md (for people). No TF."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import CARD_JSON, CARD_MD
+
+LICENCE_NOTE = (
+    "Training data: /work/shared/datasets/faces128, images gathered from public GitHub "
+    "repositories that committed samples of FFHQ, CelebA, LFW and StyleGAN/StyleGAN2 outputs "
+    "(Kaggle '140k Real and Fake Faces', 'Human Faces Dataset', LFW face swaps, "
+    "thispersondoesnotexist). None of those repositories licenses the images, and the upstream "
+    "datasets are mostly for NON-COMMERCIAL RESEARCH only (FFHQ: CC BY-NC-SA 4.0; CelebA: "
+    "non-commercial research; LFW: research). These weights are derived from that data: "
+    "check the upstream terms before any commercial use."
+)
+
+
+def _f(v, nd=4):
+    return "n/a" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
+
+
+def _metric_table(m: dict) -> list[str]:
+    lines = ["| group | real | fake | ROC AUC | accuracy | precision | recall | F1 | ECE |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [("overall", m)] + list(m.get("per_source", {}).items())
+    for name, r in rows:
+        lines.append(f"| {name} | {r['n_real']} | {r['n_fake']} | {_f(r['roc_auc'])} | "
+                     f"{_f(r['accuracy'])} | {_f(r['precision'])} | {_f(r['recall'])} | "
+                     f"{_f(r['f1'])} | {_f(r['ece'])} |")
+    return lines
+
+
+def render_markdown(card: dict) -> str:
+    tr = card.get("training", {})
+    out = [f"# Model card: {card['name']} ({card['architecture']})", "",
+           f"- version: `{card.get('version', '')}`",
+           f"- created: {card.get('created')}",
+           f"- architecture: `{card['architecture']}`, input {card['image_size']}x"
+           f"{card['image_size']} RGB (uint8 pixels; scaling and any residual are inside the "
+           f"network), {card.get('parameters', 'n/a')} parameters",
+           f"- weights: `{card['weights_file']}` ({card.get('weights_bytes', 0) / 1e6:.2f} MB), "
+           f"sha256 `{card.get('weights_sha256')}`",
+           "- output: P(fake), calibrated by Platt scaling on the validation split "
+           f"(a = {_f(card['calibration'].get('a'))}, b = {_f(card['calibration'].get('b'))})",
+           f"- decision threshold (chosen on validation, max balanced accuracy): "
+           f"{_f(card['threshold'])}; label `uncertain` when {_f(card['uncertain_low'])} <= "
+           f"P(fake) <= {_f(card['uncertain_high'])}",
+           "", "## Reproduce", "", "Run from the repository root (CPU only is fine):", "",
+           "```", card.get("reproduce_command", ""), "```", "",
+           "Training on 2 shared CPU cores is not bit-exact from run to run (threaded float "
+           "sums, tf.data parallelism, time limit), so a rerun gives close but not identical "
+           "figures (the size of that spread was not measured).", ""]
+    if str(tr.get("stopped_by", "")).startswith("time limit"):
+        out += [f"This run was ended by its time limit after {tr.get('epochs_run')} epochs; on a "
+                f"faster or slower machine pass `--epochs {tr.get('epochs_run')}` and drop "
+                "`--max-minutes` to repeat the same schedule.", ""]
+    out += [
+           "## Training", "",
+           f"- data roots: {', '.join(tr.get('data_roots', []))}",
+           f"- split: {tr.get('split_rule', '')}",
+           f"- excluded sources: {', '.join(tr.get('exclude_sources', [])) or 'none'}",
+           f"- epochs run: {tr.get('epochs_run')} of at most {tr.get('epochs_max')} "
+           f"(best epoch {tr.get('best_epoch')}, stopped by: {tr.get('stopped_by')})",
+           f"- training time: {_f(tr.get('train_seconds', 0) / 60, 1)} min "
+           f"({tr.get('hardware', '')})",
+           f"- optimiser: Adam, lr {tr.get('learning_rate')}, batch {tr.get('batch_size')}, "
+           "early stopping on val loss (best weights restored), LR halved on plateau",
+           f"- augmentation: `{json.dumps(tr.get('augmentation', {}))}`",
+           "", "### Image counts", "",
+           "| split | source | real | fake |", "|---|---|---:|---:|"]
+    for split, per in tr.get("counts", {}).items():
+        for src, c in per.items():
+            out.append(f"| {split} | {src} | {c['real']} | {c['fake']} |")
+    for key, title in (("val_metrics", "Validation metrics (after calibration)"),
+                       ("test_metrics", "Test metrics (test split, reporting only)")):
+        if card.get(key):
+            out += ["", f"## {title}", ""] + _metric_table(card[key])
+    rob = card.get("robustness")
+    if rob:
+        out += ["", "## Robustness (test split, perturbed after preprocessing)", "",
+                "| perturbation | ROC AUC | AUC drop | accuracy | ECE |",
+                "|---|---:|---:|---:|---:|"]
+        base = card.get("test_metrics", {}).get("roc_auc")
+        for k, m in rob.items():
+            drop = None if base is None else base - m["roc_auc"]
+            out.append(f"| {k} | {_f(m['roc_auc'])} | {_f(drop)} | {_f(m['accuracy'])} | "
+                       f"{_f(m['ece'])} |")
+    extra = card.get("extra_evaluations")
+    if extra:
+        out += ["", "## Further evaluations", ""]
+        for k, m in extra.items():
+            out += [f"### {k}", "", m.get("note", ""), ""]
+            if "roc_auc" in m:
+                out += _metric_table(m) + [""]
+            for line in m.get("lines", []):
+                out.append(line)
+            out.append("")
+    if card.get("comparison_md"):
+        out += ["", "## Comparison with the seed-002 baseline", "", card["comparison_md"]]
+    out += ["", "Plots of the test split: [ROC](plots/roc_curve.png), "
+            "[confusion matrix](plots/confusion_matrix.png), "
+            "[reliability diagram](plots/reliability_diagram.png)."]
+    out += ["", "## Inference", "", card.get("inference_note", ""), "",
+            "## Data licence and caveats", "", LICENCE_NOTE, "",
+            "Known limits: trained on 128 px centre crops of faces from a handful of generators "
+            "(StyleGAN family, graphics face swaps); other generators (diffusion models, newer "
+            "GANs) and heavy edits are out of distribution. Classes differ in photo style per "
+            "source, so some of the score can come from style rather than fakery; see the "
+            "leave-one-source-out figure.", ""]
+    return "\n".join(out)
+
+
+def write_card(model_dir, card: dict) -> None:
+    model_dir = Path(model_dir)
+    (model_dir / CARD_JSON).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    (model_dir / CARD_MD).write_text(render_markdown(card))

@@ -1,0 +1,147 @@
+"""Evaluate a model directory on labelled folders: metrics overall and per source, plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import calibration, metrics, read_card, resolve_model_dir
+from .data import discover, select
+
+METRIC_KEYS = ("roc_auc", "accuracy", "precision", "recall", "f1", "ece", "confusion_matrix",
+               "n_real", "n_fake", "threshold")
+
+
+def raw_probabilities(model, records, image_size, *, perturbation=None, batch_size=64):
+    """Uncalibrated P(fake) for each record, streamed through tf.data and a compiled call."""
+    from .data import make_dataset
+    from .inference import compiled_model_fn
+
+    fn = compiled_model_fn(model, image_size)
+    ds = make_dataset(records, image_size, batch_size=batch_size, training=False,
+                      perturbation=perturbation)
+    out = [fn(x).numpy().reshape(-1) for x, _ in ds]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def group_metrics(y, p, sources, threshold, low, high) -> dict:
+    res = metrics.binary_metrics(y, p, threshold)
+    res["uncertain_rate"] = float(np.mean((p >= low) & (p <= high))) if len(p) else 0.0
+    per = {}
+    for s in sorted(set(sources)):
+        m = np.asarray(sources) == s
+        per[s] = metrics.binary_metrics(y[m], p[m], threshold)
+        per[s]["uncertain_rate"] = float(np.mean((p[m] >= low) & (p[m] <= high)))
+    res["per_source"] = per
+    return res
+
+
+def evaluate_records(model, card, records, *, perturbation=None, batch_size=64):
+    size = int(card["image_size"])
+    raw = raw_probabilities(model, records, size, perturbation=perturbation,
+                            batch_size=batch_size)
+    p = calibration.apply(raw, card.get("calibration"))
+    y = np.array([r.label for r in records])
+    res = group_metrics(y, p, [r.source for r in records], float(card["threshold"]),
+                        float(card["uncertain_low"]), float(card["uncertain_high"]))
+    res["raw_roc_auc"] = metrics.roc_auc(y, raw)
+    res["perturbation"] = perturbation or "none"
+    return res, y, p
+
+
+def write_plots(y, p, threshold, out_dir, title=""):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cm = metrics.binary_metrics(y, p, threshold)["confusion_matrix"]
+    fig, ax = plt.subplots(figsize=(3.6, 3.2), dpi=90)
+    ax.imshow(np.array(cm), cmap="Blues")
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, str(cm[i][j]), ha="center", va="center", fontsize=12)
+    ax.set_xticks([0, 1], ["real", "fake"])
+    ax.set_yticks([0, 1], ["real", "fake"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Confusion matrix {title}".strip(), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / "confusion_matrix.png")
+    plt.close(fig)
+
+    fpr, tpr, _ = metrics.roc_curve(y, p)
+    fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=90)
+    ax.plot(fpr, tpr, lw=1.5, label=f"AUC {metrics.roc_auc(y, p):.4f}")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.7)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"ROC {title}".strip(), fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "roc_curve.png")
+    plt.close(fig)
+
+    rows = metrics.reliability(p, y)
+    fig, ax = plt.subplots(figsize=(3.6, 3.4), dpi=90)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.7)
+    if rows:
+        ax.bar([r[0] for r in rows], [r[2] for r in rows], width=1 / 15, alpha=0.5,
+               edgecolor="k", label="fraction fake")
+        ax.plot([r[1] for r in rows], [r[2] for r in rows], "o-", ms=3, label="per bin")
+    ax.set_xlabel("predicted P(fake)")
+    ax.set_ylabel("observed fraction fake")
+    ax.set_title(f"Reliability, ECE {metrics.expected_calibration_error(p, y):.3f}", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "reliability_diagram.png")
+    plt.close(fig)
+
+
+def evaluate(model_dir=None, data=(), *, split="test", json_out=None, plots_dir=None,
+             perturbation=None, batch_size=64, exclude_sources=(), only_sources=(),
+             model=None, quiet=False) -> dict:
+    from .model import load_model
+
+    model_dir = resolve_model_dir(model_dir)
+    card = read_card(model_dir)
+    if model is None:
+        model = load_model(model_dir / card.get("weights_file", "model.keras"))
+    records = select(discover(data, exclude_sources=exclude_sources,
+                              only_sources=only_sources), split)
+    if not records:
+        raise SystemExit(f"no labelled images found for split {split!r} in {list(data)}")
+    res, y, p = evaluate_records(model, card, records, perturbation=perturbation,
+                                 batch_size=batch_size)
+    res["split"] = split
+    res["model_dir"] = str(model_dir)
+    if plots_dir:
+        write_plots(y, p, float(card["threshold"]), plots_dir,
+                    title=f"({split}{'' if not perturbation else ', ' + perturbation})")
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(res, indent=2) + "\n")
+    if not quiet:
+        print(format_summary(res))
+    return res
+
+
+def format_summary(res: dict) -> str:
+    def row(name, m):
+        cm = m["confusion_matrix"]
+        return (f"{name:<34} {m['n_real']:>5} {m['n_fake']:>5} {m['roc_auc']:>7.4f} "
+                f"{m['accuracy']:>6.4f} {m['precision']:>6.4f} {m['recall']:>6.4f} "
+                f"{m['f1']:>6.4f} {m['ece']:>6.4f}  {cm}")
+
+    lines = [f"{'source':<34} {'real':>5} {'fake':>5} {'AUC':>7} {'acc':>6} {'prec':>6} "
+             f"{'rec':>6} {'F1':>6} {'ECE':>6}  confusion [[tn fp] [fn tp]]",
+             row("OVERALL", res)]
+    for s, m in res.get("per_source", {}).items():
+        lines.append(row(s, m))
+    lines.append(f"threshold {res['threshold']:.4f}, uncertain rate {res['uncertain_rate']:.3f}, "
+                 f"perturbation {res.get('perturbation', 'none')}")
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""End to end through the CLI entry point: a tiny training run, evaluate, predict."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from ml.__main__ import main
+from ml.evaluate import METRIC_KEYS
+from ml.tests.helpers import make_split_tree
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    data_dir = make_split_tree(root / "data", n_per=8, size=(40, 40))
+    out = root / "model"
+    rc = main(["train", "--data", str(data_dir), "--out", str(out), "--epochs", "1",
+               "--image-size", "32", "--batch-size", "8", "--no-robustness"])
+    assert rc == 0
+    return data_dir, out
+
+
+def test_train_writes_model_dir(tiny_model):
+    _, out = tiny_model
+    card = json.loads((out / "card.json").read_text())
+    md = (out / "card.md").read_text()
+    weights = out / card["weights_file"]
+    assert weights.is_file()
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == card["weights_sha256"]
+    assert card["image_size"] == 32 and card["architecture"] == "nprnet"
+    assert card["training"]["epochs_run"] == 1
+    assert card["training"]["counts"]["train"]["srcA"] == {"real": 8, "fake": 8}
+    assert 0.0 <= card["uncertain_low"] <= card["threshold"] <= card["uncertain_high"] <= 1.0
+    assert {"a", "b"} <= set(card["calibration"])
+    assert set(card["test_metrics"]["per_source"]) == {"srcA", "srcB"}
+    assert card["reproduce_command"].startswith("python -m ml train --data")
+    assert "non-commercial" in md.lower() and card["weights_sha256"] in md
+    assert not list(out.glob("*.tmp*")) and not (out / "checkpoints").exists()
+
+
+def test_evaluate_json_has_required_keys(tiny_model, tmp_path):
+    data_dir, out = tiny_model
+    js = tmp_path / "eval.json"
+    plots = tmp_path / "plots"
+    assert main(["evaluate", "--model", str(out), "--data", str(data_dir), "--json", str(js),
+                 "--plots", str(plots)]) == 0
+    res = json.loads(js.read_text())
+    assert set(METRIC_KEYS) <= set(res)
+    assert res["n_real"] == 16 and res["n_fake"] == 16
+    assert set(res["per_source"]) == {"srcA", "srcB"}
+    for m in res["per_source"].values():
+        assert set(METRIC_KEYS) <= set(m)
+        assert sum(map(sum, m["confusion_matrix"])) == m["n_real"] + m["n_fake"]
+    for name in ("confusion_matrix.png", "roc_curve.png", "reliability_diagram.png"):
+        assert (plots / name).read_bytes()[:4] == b"\x89PNG"
+    # a perturbed evaluation runs and reports the perturbation
+    assert main(["evaluate", "--model", str(out), "--data", str(data_dir), "--json", str(js),
+                 "--perturb", "jpeg70"]) == 0
+    assert json.loads(js.read_text())["perturbation"] == "jpeg70"
+
+
+def test_predict_prints_one_json_line_per_image(tiny_model, capsys, tmp_path):
+    data_dir, out = tiny_model
+    images = sorted(str(p) for p in (data_dir / "srcA" / "test").rglob("*.png"))[:3]
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"definitely not an image")
+    capsys.readouterr()
+    rc = main(["predict", "--model", str(out), *images, str(junk)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert rc == 1  # the junk file is reported, the others still predicted
+    assert len(lines) == 4
+    rows = [json.loads(line) for line in lines]
+    for row, path in zip(rows[:3], images, strict=True):
+        assert row["path"] == path
+        assert row["label"] in {"real", "fake", "uncertain"}
+        assert 0.0 <= row["fake_probability"] <= 1.0
+        assert isinstance(row["face_found"], bool) and row["model_version"]
+    assert "error" in rows[3]

@@ -1,0 +1,29 @@
+"""The committed default model reproduces the test figures written in its card."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ml import DEFAULT_MODEL_DIR
+from ml.tests.helpers import FACES128
+
+TOL = 0.005
+
+
+@pytest.mark.skipif(not FACES128.is_dir(), reason=f"{FACES128} not present")
+def test_default_model_matches_card():
+    from ml.evaluate import evaluate
+
+    card = json.loads((DEFAULT_MODEL_DIR / "card.json").read_text())
+    res = evaluate(None, [FACES128], split="test", quiet=True)
+    want = card["test_metrics"]
+    assert res["n_real"] == want["n_real"] and res["n_fake"] == want["n_fake"]
+    for key in ("roc_auc", "accuracy"):
+        assert abs(res[key] - want[key]) <= TOL, (key, res[key], want[key])
+    assert set(res["per_source"]) == set(want["per_source"])
+    for src, m in want["per_source"].items():
+        for key in ("roc_auc", "accuracy"):
+            got = res["per_source"][src][key]
+            assert abs(got - m[key]) <= TOL, (src, key, got, m[key])
