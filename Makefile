@@ -2,14 +2,14 @@
 
 # Set up everything and run web + worker + broker in the foreground (Ctrl-C stops all).
 run:
-	scripts/run.sh
+	bash scripts/run.sh
 
 # The whole test suite (needs PostgreSQL and Redis; see README).
 test:
-	scripts/test.sh
+	bash scripts/test.sh
 
 setup:
-	scripts/setup.sh --dev
+	bash scripts/setup.sh --dev
 
 lint:
 	.venv/bin/ruff check .
