@@ -130,9 +130,53 @@
       render();
     }
   });
-  form.addEventListener("submit", function () {
+  var progress = document.getElementById("upload-progress");
+  var progressBar = progress && progress.querySelector("progress");
+  var progressText = progress && progress.querySelector(".upload-progress-text");
+
+  function showProgress(loaded, total) {
+    if (!progress) { return; }
+    progress.hidden = false;
+    var percent = total ? Math.round((loaded / total) * 100) : 0;
+    progressBar.value = percent;
+    progressText.textContent = percent < 100
+      ? "Uploading… " + percent + "% (" + sizeText(loaded) + " of " + sizeText(total) + ")"
+      : "Upload complete; checking the images…";
+  }
+
+  // Large batches take a while to send: upload with XHR to show progress, then follow the
+  // server's answer exactly as a plain form post would (redirect, or the page with errors).
+  form.addEventListener("submit", function (event) {
     submit.disabled = true;
     submit.textContent = "Uploading…";
+    if (!progress || typeof FormData !== "function" || typeof XMLHttpRequest !== "function") {
+      return;
+    }
+    event.preventDefault();
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action || window.location.href);
+    xhr.upload.addEventListener("progress", function (e) {
+      if (e.lengthComputable) { showProgress(e.loaded, e.total); }
+    });
+    xhr.addEventListener("load", function () {
+      var target = xhr.responseURL || "";
+      if (xhr.status < 400 && target && target !== window.location.href) {
+        window.location.assign(target);
+        return;
+      }
+      document.open();
+      document.write(xhr.responseText);
+      document.close();
+    });
+    xhr.addEventListener("error", function () {
+      progress.hidden = true;
+      errors.hidden = false;
+      errors.textContent = "The upload did not reach the server (network error). Nothing was " +
+        "stored; check your connection and try again.";
+      submit.disabled = false;
+      submit.textContent = "Upload and analyse";
+    });
+    xhr.send(new FormData(form));
   });
   render();
 })();

@@ -109,3 +109,35 @@ def test_sign_up_upload_watch_verdict_history_delete(
     assert page.locator("text=The detection and its image were deleted.").is_visible()
     assert page.locator("#history-table").count() == 0
     assert page.locator("text=No uploads yet.").is_visible()
+
+
+def test_refused_upload_shows_the_reason_and_stores_nothing(
+    e2e, live_server, browser_page, tmp_path, django_user_model
+):
+    """The upload goes through XHR (for the progress bar); a refusal must still show the page with
+    the server's reason, exactly as a plain form post would."""
+    from detection.models import Detection
+
+    page = browser_page
+    base = live_server.url
+    fake_jpeg = tmp_path / "notes.jpg"
+    fake_jpeg.write_text("these are meeting notes, not a photo\n")
+
+    page.goto(f"{base}/accounts/signup/")
+    page.fill("input[name=email]", "refused@example.com")
+    page.fill("input[name=username]", "refused")
+    page.fill("input[name=password1]", "a-long-passphrase-for-tests-92")
+    page.fill("input[name=password2]", "a-long-passphrase-for-tests-92")
+    page.locator("form:has(input[name=password1]) [type=submit]").click()
+    page.wait_for_url(f"{base}/upload/")
+
+    page.set_input_files("input[type=file]", str(fake_jpeg))
+    page.click("#upload-submit")
+    page.wait_for_selector("#upload-errors")
+    assert "Nothing was uploaded" in page.locator("#upload-errors").inner_text()
+    assert "notes.jpg" in page.locator("#upload-errors").inner_text()
+    assert page.url == f"{base}/upload/"
+    user = django_user_model.objects.get(username="refused")
+    assert not Detection.objects.filter(owner=user).exists()
+    # The form is usable again after the refusal.
+    assert page.locator("#upload-submit").count() == 1
