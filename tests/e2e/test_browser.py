@@ -56,6 +56,17 @@ def slow_start(monkeypatch):
     monkeypatch.setattr(detection_run_task, "apply_async", _apply_async)
 
 
+def _sign_up(page, base: str, username: str) -> None:
+    """Sign up through the real form; a new account lands on the upload page."""
+    page.goto(f"{base}/accounts/signup/")
+    page.fill("input[name=email]", f"{username}@example.com")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password1]", "a-long-passphrase-for-tests-91")
+    page.fill("input[name=password2]", "a-long-passphrase-for-tests-91")
+    page.locator("form:has(input[name=password1]) [type=submit]").click()
+    page.wait_for_url(f"{base}/upload/")
+
+
 def test_sign_up_upload_watch_verdict_history_delete(
     e2e, live_server, browser_page, slow_start, tmp_path
 ):
@@ -64,14 +75,7 @@ def test_sign_up_upload_watch_verdict_history_delete(
     image = tmp_path / "portrait.jpg"
     image.write_bytes(image_bytes("JPEG", (160, 120)))
 
-    # Sign up.
-    page.goto(f"{base}/accounts/signup/")
-    page.fill("input[name=email]", "browser@example.com")
-    page.fill("input[name=username]", "browser")
-    page.fill("input[name=password1]", "a-long-passphrase-for-tests-91")
-    page.fill("input[name=password2]", "a-long-passphrase-for-tests-91")
-    page.locator("form:has(input[name=password1]) [type=submit]").click()
-    page.wait_for_url(f"{base}/upload/")
+    _sign_up(page, base, "browser")
 
     # Upload one image with the file input (the drop zone's preview lists it).
     page.set_input_files("input[type=file]", str(image))
@@ -123,13 +127,7 @@ def test_refused_upload_shows_the_reason_and_stores_nothing(
     fake_jpeg = tmp_path / "notes.jpg"
     fake_jpeg.write_text("these are meeting notes, not a photo\n")
 
-    page.goto(f"{base}/accounts/signup/")
-    page.fill("input[name=email]", "refused@example.com")
-    page.fill("input[name=username]", "refused")
-    page.fill("input[name=password1]", "a-long-passphrase-for-tests-92")
-    page.fill("input[name=password2]", "a-long-passphrase-for-tests-92")
-    page.locator("form:has(input[name=password1]) [type=submit]").click()
-    page.wait_for_url(f"{base}/upload/")
+    _sign_up(page, base, "refused")
 
     page.set_input_files("input[type=file]", str(fake_jpeg))
     page.click("#upload-submit")
