@@ -57,3 +57,22 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture
+def token_key(user) -> str:
+    """A live API token of `user`, as the raw key a client sends."""
+    from accounts.services import api_token_create
+
+    _, key = api_token_create(user=user, name="tests")
+    return key
+
+
+@pytest.fixture
+def token_client(token_key):
+    """An API client authenticated as `user` with `Authorization: Token <key>`."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_key}")
+    return client

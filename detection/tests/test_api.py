@@ -13,7 +13,6 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.services import api_token_create
 from detection.models import Detection
 from detection.tests.factories import DetectionFactory
 from detection.tests.helpers import image_bytes, upload
@@ -21,14 +20,6 @@ from detection.tests.helpers import image_bytes, upload
 pytestmark = pytest.mark.django_db
 
 LIST_URL = "/api/v1/detections/"
-
-
-@pytest.fixture
-def token_client(user) -> APIClient:
-    _, key = api_token_create(user=user, name="tests")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client
 
 
 def test_upload_one_is_202_with_the_new_detection(

@@ -19,7 +19,6 @@ from django.db import connection
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from accounts.services import api_token_create
 from detection.models import Detection
 from detection.services import ERROR_GAVE_UP
 from detection.tests.helpers import image_bytes, upload
@@ -29,14 +28,6 @@ from tests.processes import child_pids, wait_for
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 Status = Detection.Status
-
-
-@pytest.fixture
-def token_client(user) -> APIClient:
-    _, key = api_token_create(user=user, name="faults")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client
 
 
 def _upload(client: APIClient, width: int, name: str = "face.jpg") -> int:

@@ -5,9 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rest_framework.test import APIClient
-
-from accounts.services import api_token_create
 
 API_LIST = "/api/v1/detections/"
 
@@ -27,19 +24,6 @@ def enqueued(monkeypatch):
 @pytest.fixture
 def signed_in(client, user):
     client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def token_key(user) -> str:
-    _, key = api_token_create(user=user, name="security tests")
-    return key
-
-
-@pytest.fixture
-def token_client(token_key) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token_key}")
     return client
 
 
