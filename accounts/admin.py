@@ -1,6 +1,10 @@
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
 
-from accounts.models import ApiToken
+from accounts.models import ApiToken, User
+
+# Django's own user admin (password hashing, permissions, groups) for our user model.
+admin.site.register(User, UserAdmin)
 
 
 @admin.register(ApiToken)

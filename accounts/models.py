@@ -1,10 +1,11 @@
-"""Personal API tokens. The key is never stored: only its SHA-256 and its first characters."""
+"""The user model, and personal API tokens (of which only a hash and a prefix are stored)."""
 
 from __future__ import annotations
 
 import hashlib
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 
@@ -14,6 +15,11 @@ KEY_PREFIX_LENGTH = 8
 def api_key_hash(key: str) -> str:
     """sha256 hex of a raw key: what is stored, and what a presented key is looked up by."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class User(AbstractUser):
+    """Exactly Django's user, in our app: a field added later is a plain migration, whereas
+    swapping auth.User for a custom model after data exists is a manual, risky rebuild."""
 
 
 class ApiToken(models.Model):

@@ -10,6 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.urls import reverse
 
+from accounts.models import User
+
 pytestmark = pytest.mark.django_db
 
 LOGIN = reverse("account_login")
@@ -20,7 +22,12 @@ def _login(client, login: str, password: str):
     return client.post(LOGIN, {"login": login, "password": password})
 
 
-def test_sign_up_then_sign_in(client):
+def test_the_user_model_is_our_own():
+    assert get_user_model() is User
+    assert get_user_model()._meta.db_table == "accounts_user"
+
+
+def test_sign_up_then_sign_in_by_username_and_by_email(client):
     response = client.post(
         reverse("account_signup"),
         {
@@ -34,11 +41,15 @@ def test_sign_up_then_sign_in(client):
     bob = get_user_model().objects.get(username="bob")
     assert bob.email == "bob@example.com"
 
-    client.post(reverse("account_logout"))
-    assert "_auth_user_id" not in client.session
-    response = _login(client, "bob@example.com", "a-fresh-passphrase-31")  # by e-mail, too
-    assert response.status_code == 302
-    assert client.session["_auth_user_id"] == str(bob.pk)
+    assert isinstance(bob, User)
+    assert client.session["_auth_user_id"] == str(bob.pk)  # signed in by signing up
+
+    for login in ("bob", "bob@example.com"):
+        client.post(reverse("account_logout"))
+        assert "_auth_user_id" not in client.session
+        response = _login(client, login, "a-fresh-passphrase-31")
+        assert response.status_code == 302, login
+        assert client.session["_auth_user_id"] == str(bob.pk), login
 
 
 def test_sign_up_errors_are_shown_next_to_fields(client, user):
