@@ -8,14 +8,9 @@ operation, so clients (and the schemathesis run in tests/security) see the whole
 from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import serializers
 
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-
+from deepfake_site.api_errors import ErrorSerializer
 
 _AUTH = {
     "401": OpenApiResponse(ErrorSerializer, description="No, or an invalid or revoked, token."),
@@ -31,9 +26,8 @@ _NOT_FOUND = OpenApiResponse(
     ErrorSerializer, description="No such record among yours (others' ids are 404 too)."
 )
 _BAD_QUERY = OpenApiResponse(
-    # {"field": ["message", ...]}: DRF's shape for invalid query parameters.
-    OpenApiTypes.OBJECT,
-    description="Invalid query parameters, one list of messages per parameter.",
+    ErrorSerializer,
+    description="Invalid query parameters: one item in `errors` per problem, with its `field`.",
 )
 
 

@@ -61,12 +61,18 @@ def _configure() -> None:
                 "task": "detection.purge_expired",
                 "schedule": 3600.0,
             },
+            "detection-orphan-files": {
+                "task": "detection.orphan_files_delete",
+                "schedule": 3600.0,
+            },
         },
     )
 
 
 _configure()
-app.autodiscover_tasks()
+# By name: the web process never imports the worker's modules (it publishes by task name); the
+# worker's loader imports this one at start-up.
+app.conf.imports = ("detection.worker.tasks",)
 
 
 def broker_description(url: str) -> str:

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "django_filters",
     "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
@@ -149,6 +150,9 @@ ML_MODEL_DIR = env.str("ML_MODEL_DIR", default="")
 # Periodic sweeper (celery beat): pending rows older than this are queued again.
 DETECTION_SWEEP_INTERVAL = env.int("DETECTION_SWEEP_INTERVAL", default=60)
 DETECTION_STALE_AFTER = env.int("DETECTION_STALE_AFTER", default=120)
+# Stored files no row refers to (an upload rolled back after its files were written) are removed
+# by an hourly task once older than this; the grace period covers transactions still open.
+DETECTION_ORPHAN_FILES_AFTER = env.int("DETECTION_ORPHAN_FILES_AFTER", default=3600)
 # Attempts before a detection that keeps failing is marked failed for good.
 DETECTION_MAX_ATTEMPTS = env.int("DETECTION_MAX_ATTEMPTS", default=3)
 # Uploads older than this many days are deleted, rows and files; 0 keeps them forever.
@@ -167,7 +171,7 @@ DETECTION_MAX_REQUEST_BYTES = env.int(
 # Our handler first: it stops reading a file as soon as it passes DETECTION_MAX_UPLOAD_BYTES
 # (Django's handlers alone would spool a file of any size to disk before the view sees it).
 FILE_UPLOAD_HANDLERS = [
-    "detection.forms.UploadLimitHandler",
+    "detection.uploads.streaming.UploadLimitHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
@@ -180,6 +184,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = DETECTION_MAX_FILES_PER_REQUEST * 2
 
 # --- Auth, accounts -------------------------------------------------------------------------
+# Our own user model from the start: swapping it later, once databases hold users, is a rebuild.
+AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
@@ -223,7 +229,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "detection.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
     # Adds the errors DRF itself answers with (401, 403, 404, 429) to every operation.
-    "DEFAULT_SCHEMA_CLASS": "detection.api.schema.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "deepfake_site.api_schema.AutoSchema",
+    # One error shape for every refusal: {"detail", "code", "errors": [...]}.
+    "EXCEPTION_HANDLER": "deepfake_site.api_errors.api_exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "uploads": env.str("API_THROTTLE_UPLOADS", default="30/min"),
         "uploads_daily": env.str("API_THROTTLE_UPLOADS_DAILY", default="1000/day"),
@@ -294,7 +302,10 @@ LOG_JSON = env.bool("LOG_JSON", default=not DEBUG)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "deepfake_site.logging.ContextFilter"}},
+    "filters": {
+        "context": {"()": "deepfake_site.logging.ContextFilter"},
+        "server_access": {"()": "deepfake_site.logging.ServerAccessFilter"},
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -310,5 +321,18 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # One line per request. Every logger below writes through root's handler only, and a web
+    # server's access line is kept only below 400: django.request writes the 4xx/5xx ones.
+    "loggers": {
+        # Named so that dictConfig removes Django's own handlers on "django" (a console handler
+        # when DEBUG, mail_admins): with them each django.request line was written twice. INFO
+        # is Django's own level for it.
+        "django": {"level": "INFO"},
+        "django.db.backends": {"level": "WARNING"},
+        # runserver's access log (make run).
+        "django.server": {"filters": ["server_access"], "propagate": True},
+        # gunicorn's access log (--access-logfile - in the Dockerfile): configuring it here, in
+        # each worker once the app loads, replaces gunicorn's plain-text handler with ours.
+        "gunicorn.access": {"filters": ["server_access"], "propagate": True},
+    },
 }

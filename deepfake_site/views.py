@@ -2,18 +2,37 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.log import log_response
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from django.views.defaults import page_not_found
 
+from deepfake_site.api_errors import error_body
 from detection.health import health_report
+
+# What the web process itself needs; while these are up, a 503 only means the workers are not
+# ready (none has beaten yet, or none has loaded the model): warming up.
+_WEB_CHECKS = ("database", "broker")
 
 
 @require_safe
 @never_cache
 def health(request: HttpRequest) -> JsonResponse:
     report = health_report()
-    return JsonResponse(report.as_dict(), status=200 if report.ok else 503)
+    response = JsonResponse(report.as_dict(), status=200 if report.ok else 503)
+    if not report.ok and all(report.checks[name]["ok"] for name in _WEB_CHECKS):
+        # Warming up is an expected state that probes see every few seconds after each start,
+        # not an error: INFO instead of the ERROR Django gives every 5xx. log_response marks
+        # the response as logged, so Django's handler does not log it a second time. A 503
+        # with the database or broker down stays an ERROR.
+        log_response(
+            "Service warming up: %s",
+            request.path,
+            response=response,
+            request=request,
+            level="info",
+        )
+    return response
 
 
 @require_safe
@@ -31,5 +50,5 @@ def privacy(request: HttpRequest) -> HttpResponse:
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 for an unknown URL: JSON under /api/, as every other API answer; the page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found."}, status=404)
+        return JsonResponse(error_body(detail="Not found.", code="not_found"), status=404)
     return page_not_found(request, exception)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
 
-from detection.models import WorkerHeartbeat
-
-# A worker writes its heartbeat every WORKER_HEARTBEAT_SECONDS; three missed beats mean gone.
-WORKER_HEARTBEAT_SECONDS = 10
-WORKER_STALE_AFTER = dt.timedelta(seconds=3 * WORKER_HEARTBEAT_SECONDS)
+from deepfake_site.celery import app, broker_description
+from detection.selectors import worker_heartbeats_fresh
 
 
 @dataclass
@@ -38,8 +33,6 @@ def _check_database() -> dict[str, object]:
 
 
 def _check_broker() -> dict[str, object]:
-    from deepfake_site.celery import app, broker_description
-
     url = broker_description(app.conf.broker_url)
     try:
         with app.connection_for_write() as conn:
@@ -56,11 +49,7 @@ def _check_broker() -> dict[str, object]:
 
 def _check_workers() -> tuple[dict[str, object], dict[str, object]]:
     try:
-        fresh = list(
-            WorkerHeartbeat.objects.filter(
-                last_seen__gte=timezone.now() - WORKER_STALE_AFTER
-            ).order_by("-last_seen")
-        )
+        fresh = worker_heartbeats_fresh()
     except Exception as exc:  # noqa: BLE001
         error = {"ok": False, "error": exc.__class__.__name__}
         return error, error

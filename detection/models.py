@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+# A worker writes its heartbeat every WORKER_HEARTBEAT_SECONDS; three missed beats mean gone.
+WORKER_HEARTBEAT_SECONDS = 10
+WORKER_STALE_AFTER = dt.timedelta(seconds=3 * WORKER_HEARTBEAT_SECONDS)
 
 
 class WorkerHeartbeat(models.Model):
@@ -31,11 +37,27 @@ class WorkerHeartbeat(models.Model):
         return f"{self.hostname}:{self.pid}"
 
 
+# Every stored upload lives below this folder of the default storage.
+UPLOADS_DIR = "uploads"
+
+
 def detection_upload_to(instance: Detection, filename: str) -> str:
     """A random name in a dated folder: the uploader's file name never reaches the disk."""
     ext = Path(filename).suffix.lower()[:8]
     now = timezone.now()
-    return f"uploads/{now:%Y}/{now:%m}/{uuid.uuid4().hex}{ext}"
+    return f"{UPLOADS_DIR}/{now:%Y}/{now:%m}/{uuid.uuid4().hex}{ext}"
+
+
+@dataclass(frozen=True)
+class UncertainBand:
+    """A model's "uncertain" band, in percent, for explaining a verdict to people."""
+
+    low: float
+    high: float
+
+    @property
+    def width(self) -> float:
+        return round(self.high - self.low, 1)
 
 
 class DetectionBatch(models.Model):
@@ -96,6 +118,11 @@ class Detection(models.Model):
     fake_probability = models.FloatField(null=True, blank=True)
     model_name = models.CharField(max_length=100, blank=True)
     model_version = models.CharField(max_length=100, blank=True)
+    # The decision rule of the model that made the verdict, stored with it (probabilities 0..1):
+    # a later model with another band must not re-explain an old verdict.
+    threshold = models.FloatField(null=True, blank=True)
+    uncertain_low = models.FloatField(null=True, blank=True)
+    uncertain_high = models.FloatField(null=True, blank=True)
     face_box = models.JSONField(null=True, blank=True)  # [x, y, w, h] in image pixels
     inference_ms = models.FloatField(null=True, blank=True)
 
@@ -116,7 +143,11 @@ class Detection(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(status="done")
-                | (models.Q(fake_probability__isnull=False) & ~models.Q(label="")),
+                | (
+                    models.Q(fake_probability__isnull=False)
+                    & ~models.Q(label="")
+                    & models.Q(uncertain_low__isnull=False, uncertain_high__isnull=False)
+                ),
                 name="detection_done_has_verdict",
             ),
             models.CheckConstraint(
@@ -138,6 +169,15 @@ class Detection(models.Model):
         if self.fake_probability is None:
             return None
         return round(self.fake_probability * 100, 1)
+
+    @property
+    def uncertain_band(self) -> UncertainBand | None:
+        """The band this verdict was made with, in percent; None before a verdict."""
+        if self.uncertain_low is None or self.uncertain_high is None:
+            return None
+        return UncertainBand(
+            low=round(self.uncertain_low * 100, 1), high=round(self.uncertain_high * 100, 1)
+        )
 
     @property
     def face_box_percent(self) -> dict[str, float] | None:

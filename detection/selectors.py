@@ -1,41 +1,16 @@
-"""Every read of detections, always scoped to one user."""
+"""Every read of detections, always scoped to one user; and the workers' heartbeats."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
-from detection.models import Detection, DetectionBatch
-
-# What people and API clients may order by; anything else falls back to newest first.
-ORDERINGS = {
-    "created_at": ("created_at", "id"),
-    "-created_at": ("-created_at", "-id"),
-    "fake_probability": ("fake_probability", "-created_at", "-id"),
-    "-fake_probability": ("-fake_probability", "-created_at", "-id"),
-    "original_name": ("original_name", "-created_at", "-id"),
-    "-original_name": ("-original_name", "-created_at", "-id"),
-}
-DEFAULT_ORDERING = "-created_at"
-
-
-@dataclass(frozen=True)
-class DetectionFilters:
-    label: str = ""
-    status: str = ""
-    created_after: dt.date | None = None  # inclusive, a calendar day in the site's time zone
-    created_before: dt.date | None = None  # inclusive
-    search: str = ""  # part of the original file name, case-insensitive
-    ordering: str = DEFAULT_ORDERING
-
-    def __post_init__(self) -> None:
-        if self.ordering not in ORDERINGS:
-            object.__setattr__(self, "ordering", DEFAULT_ORDERING)
+from detection.filters import DEFAULT_ORDERING, DetectionFilterSet, detection_order
+from detection.models import WORKER_STALE_AFTER, Detection, DetectionBatch, WorkerHeartbeat
 
 
 def _scoped(user: AbstractBaseUser) -> QuerySet[Detection]:
@@ -45,21 +20,15 @@ def _scoped(user: AbstractBaseUser) -> QuerySet[Detection]:
 
 
 def detection_list(
-    *, user: AbstractBaseUser, filters: DetectionFilters | None = None
+    *, user: AbstractBaseUser, filters: DetectionFilterSet | None = None
 ) -> QuerySet[Detection]:
-    filters = filters or DetectionFilters()
-    qs = _scoped(user)
-    if filters.label:
-        qs = qs.filter(label=filters.label)
-    if filters.status:
-        qs = qs.filter(status=filters.status)
-    if filters.created_after:
-        qs = qs.filter(created_at__date__gte=filters.created_after)
-    if filters.created_before:
-        qs = qs.filter(created_at__date__lte=filters.created_before)
-    if filters.search:
-        qs = qs.filter(original_name__icontains=filters.search.strip())
-    return qs.order_by(*ORDERINGS[filters.ordering])
+    """The user's detections, newest first, narrowed and ordered by a validated filter set."""
+    qs = detection_order(_scoped(user), DEFAULT_ORDERING)
+    if filters is None:
+        return qs
+    if not filters.is_valid():
+        raise ValueError("detection_list takes a valid filter set; check is_valid() first")
+    return filters.filter_queryset(qs)
 
 
 def detection_get(*, user: AbstractBaseUser, detection_id: int) -> Detection:
@@ -72,35 +41,7 @@ def detection_get(*, user: AbstractBaseUser, detection_id: int) -> Detection:
 
 def detection_list_by_ids(*, user: AbstractBaseUser, ids: list[int]) -> QuerySet[Detection]:
     """The user's detections among `ids` (others' ids are silently left out)."""
-    return _scoped(user).filter(id__in=ids).order_by(*ORDERINGS[DEFAULT_ORDERING])
-
-
-@dataclass(frozen=True)
-class UncertainBand:
-    """The current model's "uncertain" band, in percent, for explaining verdicts to people."""
-
-    low: float
-    high: float
-
-    @property
-    def width(self) -> float:
-        return round(self.high - self.low, 1)
-
-
-def model_uncertain_band() -> UncertainBand | None:
-    """From the model card the workers load (card.json; no TensorFlow); None when unknown."""
-    from django.conf import settings
-
-    from ml import read_card
-
-    try:
-        card = read_card(settings.ML_MODEL_DIR or None)
-        return UncertainBand(
-            low=round(float(card["uncertain_low"]) * 100, 1),
-            high=round(float(card["uncertain_high"]) * 100, 1),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return detection_order(_scoped(user).filter(id__in=ids))
 
 
 def detection_batch_get(*, user: AbstractBaseUser, batch_id: int) -> DetectionBatch:
@@ -117,25 +58,6 @@ def detection_batch_items(*, user: AbstractBaseUser, batch_id: int) -> QuerySet[
     return _scoped(user).filter(batch=batch).order_by("id")
 
 
-CSV_HEADER = [
-    "id",
-    "created_at",
-    "original_name",
-    "status",
-    "label",
-    "fake_probability",
-    "model_name",
-    "model_version",
-    "width",
-    "height",
-    "format",
-    "byte_size",
-    "sha256",
-    "finished_at",
-    "error",
-]
-
-
 def _csv_safe(value: object) -> str:
     """Text a spreadsheet will not run as a formula (CSV injection via a file name)."""
     text = "" if value is None else str(value)
@@ -144,26 +66,51 @@ def _csv_safe(value: object) -> str:
     return text
 
 
+def _iso(value) -> str:
+    return value.isoformat() if value else ""
+
+
+def _probability(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+# The export's columns, in order: one list, the header and each row come from it.
+CSV_COLUMNS: tuple[tuple[str, Callable[[Detection], str]], ...] = (
+    ("id", lambda d: str(d.id)),
+    ("created_at", lambda d: d.created_at.isoformat()),
+    ("original_name", lambda d: _csv_safe(d.original_name)),
+    ("status", lambda d: d.status),
+    ("label", lambda d: d.label),
+    ("fake_probability", lambda d: _probability(d.fake_probability)),
+    ("threshold", lambda d: _probability(d.threshold)),
+    ("uncertain_low", lambda d: _probability(d.uncertain_low)),
+    ("uncertain_high", lambda d: _probability(d.uncertain_high)),
+    ("model_name", lambda d: _csv_safe(d.model_name)),
+    ("model_version", lambda d: _csv_safe(d.model_version)),
+    ("width", lambda d: str(d.width)),
+    ("height", lambda d: str(d.height)),
+    ("format", lambda d: d.format),
+    ("byte_size", lambda d: str(d.byte_size)),
+    ("sha256", lambda d: d.sha256),
+    ("finished_at", lambda d: _iso(d.finished_at)),
+    ("error", lambda d: _csv_safe(d.error)),
+)
+CSV_HEADER = [name for name, _value in CSV_COLUMNS]
+
+
 def detection_csv_rows(
-    *, user: AbstractBaseUser, filters: DetectionFilters | None = None
+    *, user: AbstractBaseUser, filters: DetectionFilterSet | None = None
 ) -> Iterator[list[str]]:
     """The header, then one row per detection of `detection_list` with the same filters."""
     yield CSV_HEADER
-    for d in detection_list(user=user, filters=filters).iterator(chunk_size=500):
-        yield [
-            str(d.id),
-            d.created_at.isoformat(),
-            _csv_safe(d.original_name),
-            d.status,
-            d.label,
-            "" if d.fake_probability is None else f"{d.fake_probability:.4f}",
-            _csv_safe(d.model_name),
-            _csv_safe(d.model_version),
-            str(d.width),
-            str(d.height),
-            d.format,
-            str(d.byte_size),
-            d.sha256,
-            d.finished_at.isoformat() if d.finished_at else "",
-            _csv_safe(d.error),
-        ]
+    for detection in detection_list(user=user, filters=filters).iterator(chunk_size=500):
+        yield [value(detection) for _name, value in CSV_COLUMNS]
+
+
+def worker_heartbeats_fresh() -> list[WorkerHeartbeat]:
+    """The worker processes that reported in recently, newest first (for /health/)."""
+    return list(
+        WorkerHeartbeat.objects.filter(
+            last_seen__gte=timezone.now() - WORKER_STALE_AFTER
+        ).order_by("-last_seen")
+    )

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import csv
-import logging
-import math
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import (
-    FileResponse,
-    HttpRequest,
-    HttpResponse,
-    JsonResponse,
-    StreamingHttpResponse,
-)
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -26,32 +17,19 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from detection import selectors, services
-from detection.forms import DetectionFilterForm, DetectionIdsForm, UploadForm
+from detection.filters import DetectionFilterSet, page_data
+from detection.forms import DetectionIdsForm, UploadForm
 from detection.models import Detection
+from detection.shared import image_response, upload_limits, upload_logged, upload_throttle_wait
+from detection.uploads import upload_refusal_get
 
-logger = logging.getLogger(__name__)
-
-CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 HISTORY_PAGE_SIZE = 25
-
-
-def _limits() -> dict[str, object]:
-    from detection.images import ACCEPT_ATTR, ALLOWED_FORMATS
-
-    return {
-        "max_bytes": settings.DETECTION_MAX_UPLOAD_BYTES,
-        "max_files": settings.DETECTION_MAX_FILES_PER_REQUEST,
-        "max_pixels": settings.DETECTION_MAX_PIXELS,
-        "max_megapixels": round(settings.DETECTION_MAX_PIXELS / 1_000_000, 1),
-        "formats": sorted(str(f).upper() for f in ALLOWED_FORMATS),
-        "accept": ACCEPT_ATTR,
-    }
 
 
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def upload(request: HttpRequest) -> HttpResponse:
-    limits = _limits()
+    limits = upload_limits()
     if request.method == "POST":
         wait = upload_throttle_wait(request)
         if wait is not None:
@@ -59,7 +37,7 @@ def upload(request: HttpRequest) -> HttpResponse:
             response["Retry-After"] = str(wait)
             return response
         form = UploadForm(request.POST, request.FILES, accept=limits["accept"])
-        refusal = getattr(request, "upload_refusal", None)  # detection.forms.UploadLimitHandler
+        refusal = upload_refusal_get(request=request)
         if refusal is not None:
             form.refuse(refusal)
         elif form.is_valid():
@@ -82,35 +60,9 @@ def upload(request: HttpRequest) -> HttpResponse:
     return render(request, "detection/upload.html", {"form": form, **limits}, status=status)
 
 
-def upload_throttle_wait(request: HttpRequest) -> int | None:
-    """Seconds to wait when the user is over an upload budget, else None (and the upload counts).
-
-    The page and the API share the API's throttles and their counters (in the shared cache), so
-    the form is no way around the API's limits.
-    """
-    from detection.api.throttles import UploadDailyThrottle, UploadRateThrottle
-
-    waits = []
-    for throttle in (UploadRateThrottle(), UploadDailyThrottle()):
-        if not throttle.allow_request(request, None):
-            waits.append(throttle.wait() or 1)
-    return math.ceil(max(waits)) if waits else None
-
-
-def upload_logged(detections: list[Detection]) -> None:
-    """One log line per stored upload: it carries the request id (and the detection id)."""
-    for detection in detections:
-        logger.info(
-            "Upload stored as detection %s (%s, %d bytes)",
-            detection.id,
-            detection.format,
-            detection.byte_size,
-            extra={"detection_id": str(detection.id)},
-        )
-
-
 def _detail_context(detection: Detection) -> dict[str, object]:
-    band = selectors.model_uncertain_band()
+    # The band the verdict was made with, stored with it; not today's model card.
+    band = detection.uncertain_band
     return {
         "detection": detection,
         "uncertain_low": band.low if band else None,
@@ -145,20 +97,6 @@ def status(request: HttpRequest, detection_id: int) -> JsonResponse:
             "html": html,
         }
     )
-
-
-def image_response(detection: Detection) -> FileResponse:
-    """The stored image as a private, non-sniffable response (pages and API alike)."""
-    response = FileResponse(
-        detection.image.open("rb"),
-        content_type=CONTENT_TYPES.get(detection.format.upper(), "application/octet-stream"),
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, max-age=3600"
-    # Opened directly, the image may not run anything or be framed.
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Content-Disposition"] = "inline"
-    return response
 
 
 @login_required
@@ -202,8 +140,7 @@ def batch_status(request: HttpRequest, batch_id: int) -> JsonResponse:
 @login_required
 @require_safe
 def history(request: HttpRequest) -> HttpResponse:
-    form = DetectionFilterForm(request.GET or None)
-    filters = form.filters()
+    filters = DetectionFilterSet(data=page_data(request.GET))
     page = Paginator(
         selectors.detection_list(user=request.user, filters=filters), HISTORY_PAGE_SIZE
     ).get_page(request.GET.get("page"))
@@ -213,10 +150,10 @@ def history(request: HttpRequest) -> HttpResponse:
         request,
         "detection/history.html",
         {
-            "form": form,
+            "form": filters.form,
             "page": page,
             "query": query.urlencode(),
-            "filtered": any(v for k, v in request.GET.items() if k not in ("page", "ordering")),
+            "filtered": filters.is_filtered,
         },
     )
 
@@ -224,7 +161,7 @@ def history(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_safe
 def export(request: HttpRequest) -> StreamingHttpResponse:
-    filters = DetectionFilterForm(request.GET or None).filters()
+    filters = DetectionFilterSet(data=page_data(request.GET))
     rows = selectors.detection_csv_rows(user=request.user, filters=filters)
 
     class _Echo:
@@ -282,6 +219,6 @@ def api_help(request: HttpRequest) -> HttpResponse:
             "api_base": request.build_absolute_uri(reverse("api:detection-list")),
             "docs_url": request.build_absolute_uri(reverse("api-docs")),
             "profile_url": reverse("accounts:profile"),
-            **_limits(),
+            **upload_limits(),
         },
     )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: lint, migrations check, deploy check, then pytest on
-# PostgreSQL + Redis (the production path) and once more on SQLite (the first-run path).
+# The whole test suite, as CI runs it: lint, import contracts, migrations check, deploy check,
+# then pytest on PostgreSQL + Redis (the production path) and once more on SQLite (the first-run
+# path).
 #
 # PostgreSQL and Redis come from TEST_DATABASE_URL / TEST_REDIS_URL, defaulting to the local
 # servers (127.0.0.1:5432 database "test", 127.0.0.1:6379). If they are unreachable the run FAILS:
@@ -16,6 +17,9 @@ export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/9}
 
 echo "==> ruff"
 .venv/bin/ruff check .
+
+echo "==> import contracts (.importlinter)"
+.venv/bin/lint-imports --no-cache
 
 echo "==> makemigrations --check"
 $PY manage.py makemigrations --check --dry-run

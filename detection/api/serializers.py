@@ -9,7 +9,6 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from detection.models import Detection
-from detection.selectors import DEFAULT_ORDERING, ORDERINGS, DetectionFilters
 
 
 def _absolute(request, url: str) -> str:
@@ -46,6 +45,24 @@ class DetectionSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="Calibrated probability that the image is fake, 0..1; null until done.",
     )
+    threshold = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="The decision threshold of the model that made this verdict; null until done.",
+    )
+    uncertain_low = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "Lower end of that model's uncertain band: below it the verdict is real; "
+            "null until done."
+        ),
+    )
+    uncertain_high = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="Upper end of the uncertain band: above it the verdict is fake; null until done.",
+    )
 
     class Meta:
         model = Detection
@@ -56,6 +73,9 @@ class DetectionSerializer(serializers.ModelSerializer):
             "status",
             "label",
             "fake_probability",
+            "threshold",
+            "uncertain_low",
+            "uncertain_high",
             "model_name",
             "model_version",
             "error",
@@ -112,7 +132,7 @@ class UploadedFileField(serializers.FileField):
 
 class DetectionUploadSerializer(serializers.Serializer):
     image = serializers.ListField(
-        # Empty files pass here so that detection.images refuses them with its clear message.
+        # Empty files pass here so that detection.uploads refuses them with its clear message.
         child=UploadedFileField(allow_empty_file=True, use_url=False),
         allow_empty=False,
         min_length=1,  # documents minItems: an empty list is refused
@@ -122,76 +142,3 @@ class DetectionUploadSerializer(serializers.Serializer):
             f"{settings.DETECTION_MAX_FILES_PER_REQUEST} per request."
         ),
     )
-
-
-class UploadErrorItemSerializer(serializers.Serializer):
-    file = serializers.CharField(allow_blank=True)
-    code = serializers.CharField()
-    message = serializers.CharField()
-
-
-class UploadErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    errors = UploadErrorItemSerializer(many=True)
-
-
-class QueryDateField(serializers.DateField):
-    """A date query parameter: absent means no bound; present but blank is refused (400).
-
-    DRF treats a blank optional value as absent, which a YYYY-MM-DD parameter (as the schema
-    documents it) does not allow.
-    """
-
-    def get_value(self, dictionary):
-        if dictionary.get(self.field_name) == "":
-            return ""
-        return super().get_value(dictionary)
-
-
-class SearchField(serializers.CharField):
-    """Free text matched against file names. NUL characters are dropped rather than refused:
-    no stored name has one (detection.images.filename_sanitize), and the schema cannot say
-    "any string but NUL"."""
-
-    def run_validation(self, data=serializers.empty):
-        if isinstance(data, str):
-            data = data.replace("\x00", "")
-        return super().run_validation(data)
-
-
-class DetectionFilterSerializer(serializers.Serializer):
-    """Query parameters of the list."""
-
-    # A blank value (`?label=`, as an HTML form sends it) means "any": allowed, and documented.
-    label = serializers.ChoiceField(
-        choices=Detection.Label.choices, required=False, allow_blank=True
-    )
-    status = serializers.ChoiceField(
-        choices=Detection.Status.choices, required=False, allow_blank=True
-    )
-    created_after = QueryDateField(
-        required=False, help_text="Created on or after this day (YYYY-MM-DD)."
-    )
-    created_before = QueryDateField(
-        required=False, help_text="Created on or before this day (YYYY-MM-DD)."
-    )
-    search = SearchField(
-        required=False,
-        allow_blank=True,
-        max_length=100,
-        help_text="Part of the original file name.",
-    )
-    ordering = serializers.ChoiceField(
-        choices=list(ORDERINGS), required=False, allow_blank=True, default=DEFAULT_ORDERING
-    )
-
-    def to_filters(self) -> DetectionFilters:
-        data = self.validated_data
-        return DetectionFilters(
-            label=data.get("label", ""),
-            status=data.get("status", ""),
-            created_after=data.get("created_after"),
-            created_before=data.get("created_before"),
-            search=data.get("search", ""),
-            ordering=data.get("ordering") or DEFAULT_ORDERING,
-        )

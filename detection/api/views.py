@@ -1,9 +1,14 @@
-"""REST API: parse input, call one service or selector, serialise. Same contract as the pages."""
+"""REST API: parse input, call one service or selector, serialise. Same contract as the pages.
+
+Refusals are raised, never built here: deepfake_site.api_errors renders every one of them in the
+API's one error shape.
+"""
 
 from __future__ import annotations
 
 from django.core.exceptions import TooManyFilesSent, ValidationError
 from django.http import FileResponse
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -17,47 +22,69 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from deepfake_site.api_errors import ApiError, ErrorSerializer, error_item, error_items
 from detection import selectors, services
 from detection.api.serializers import (
     DetectionCreatedSerializer,
-    DetectionFilterSerializer,
     DetectionSerializer,
     DetectionUploadSerializer,
-    UploadErrorSerializer,
 )
-from detection.api.throttles import ReadRateThrottle, UploadDailyThrottle, UploadRateThrottle
+from detection.filters import ORDERINGS, SEARCH_MAX_LENGTH, DetectionFilterSet
 from detection.models import Detection
-from detection.views import upload_logged
+from detection.shared import image_response, upload_logged
+from detection.throttles import ReadRateThrottle, UploadDailyThrottle, UploadRateThrottle
+from detection.uploads import upload_refusal_get
 
 
-def _upload_errors(exc: ValidationError) -> tuple[dict, int]:
+def _upload_refused(exc: ValidationError) -> ApiError:
+    """The upload's refusals (one per file and reason) as one API error; nothing was stored."""
     items = []
     for error in exc.error_list:
         params = error.params or {}
         items.append(
-            {
-                "file": str(params.get("file", "")),
-                "code": error.code or "invalid",
-                "message": str(params.get("reason") or error.message % params),
-            }
+            error_item(
+                code=error.code or "invalid",
+                message=str(params.get("reason") or error.message % params),
+                field="image",
+                file=str(params.get("file", "")),
+            )
         )
-    detail = "; ".join(
-        f"{i['file']}: {i['message']}" if i["file"] else i["message"] for i in items
-    )
+    detail = "; ".join(f"{i['file']}: {i['message']}" if i["file"] else i["message"] for i in items)
     too_large = any(i["code"] == "too_large" for i in items)
-    body = {"detail": f"Nothing was stored. {detail}", "errors": items}
-    return body, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if too_large else 400
+    return ApiError(
+        status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if too_large else 400,
+        detail=f"Nothing was stored. {detail}",
+        code="too_large" if too_large else "upload_refused",
+        errors=items,
+    )
 
 
 # The URL takes digits only (lookup_value_regex): an integer in the schema, not any string.
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Detection id.")
 
 
+def _choice_or_blank(name: str, choices: list[str], description: str) -> OpenApiParameter:
+    # As the history form sends it, a blank value means "any": documented, so it is allowed.
+    return OpenApiParameter(
+        name, OpenApiTypes.STR, OpenApiParameter.QUERY, enum=[*choices, ""], description=description
+    )
+
+
 @extend_schema(tags=["detections"])
 @extend_schema_view(
     list=extend_schema(
         summary="List your detections, newest first",
-        parameters=[DetectionFilterSerializer],
+        parameters=[
+            _choice_or_blank("label", Detection.Label.values, "Only this verdict; blank: any."),
+            _choice_or_blank("status", Detection.Status.values, "Only this status; blank: any."),
+            _choice_or_blank("ordering", list(ORDERINGS), "The order; blank: newest first."),
+            OpenApiParameter(
+                "search",
+                {"type": "string", "maxLength": SEARCH_MAX_LENGTH},
+                OpenApiParameter.QUERY,
+                description="Part of the original file name.",
+            ),
+        ],
     ),
     retrieve=extend_schema(summary="One detection with its verdict", parameters=[_ID]),
     destroy=extend_schema(summary="Delete a detection and its stored image", parameters=[_ID]),
@@ -71,6 +98,10 @@ class DetectionViewSet(
     serializer_class = DetectionSerializer
     parser_classes = [MultiPartParser, FormParser]
     lookup_value_regex = r"\d+"
+    # The filters of the history page and the CSV export (detection.filters); invalid values are
+    # a 400 in the API's error shape.
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = DetectionFilterSet
 
     def get_throttles(self):
         if self.request.method == "POST":
@@ -80,9 +111,7 @@ class DetectionViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
             return Detection.objects.none()
-        params = DetectionFilterSerializer(data=self.request.query_params)
-        params.is_valid(raise_exception=True)
-        return selectors.detection_list(user=self.request.user, filters=params.to_filters())
+        return selectors.detection_list(user=self.request.user)
 
     def get_object(self) -> Detection:
         return selectors.detection_get(
@@ -101,10 +130,8 @@ class DetectionViewSet(
             (200, "image/webp"): OpenApiTypes.BINARY,
         },
     )
-    @action(detail=True, methods=["get"], url_path="image")
+    @action(detail=True, methods=["get"], url_path="image", filter_backends=[])
     def image(self, request: Request, pk: str) -> FileResponse:
-        from detection.views import image_response
-
         return image_response(self.get_object())
 
     @extend_schema(
@@ -117,47 +144,39 @@ class DetectionViewSet(
         request={"multipart/form-data": DetectionUploadSerializer},
         responses={
             202: DetectionCreatedSerializer,
-            400: OpenApiResponse(UploadErrorSerializer, description="A file was refused."),
-            413: OpenApiResponse(UploadErrorSerializer, description="A file is too large."),
+            400: OpenApiResponse(ErrorSerializer, description="A file was refused."),
+            413: OpenApiResponse(ErrorSerializer, description="A file is too large."),
         },
     )
     def create(self, request: Request) -> Response:
         try:
             data = request.data
         except TooManyFilesSent:
-            return Response(
-                {
-                    "detail": "Too many files in one request; nothing was stored.",
-                    "errors": [
-                        {"file": "", "code": "too_many_files", "message": "Too many files."}
-                    ],
-                },
-                status=400,
-            )
-        refusal = getattr(request._request, "upload_refusal", None)  # UploadLimitHandler
+            raise ApiError(
+                status_code=400,
+                detail="Too many files in one request; nothing was stored.",
+                code="too_many_files",
+                errors=[
+                    error_item(code="too_many_files", message="Too many files.", field="image")
+                ],
+            ) from None
+        refusal = upload_refusal_get(request=request)
         if refusal is not None:
-            body, code = _upload_errors(refusal)
-            return Response(body, status=code)
+            raise _upload_refused(refusal)
         upload = DetectionUploadSerializer(data=data)
         if not upload.is_valid():
-            return Response(
-                {
-                    "detail": "Send one or more files in the `image` field.",
-                    "errors": [
-                        {"file": "", "code": "invalid", "message": str(m)}
-                        for messages in upload.errors.values()
-                        for m in (messages if isinstance(messages, list) else [messages])
-                    ],
-                },
-                status=400,
+            raise ApiError(
+                status_code=400,
+                detail="Send one or more files in the `image` field.",
+                code="invalid",
+                errors=error_items(upload.errors),
             )
         try:
             detections = services.detection_create_many(
                 user=request.user, uploads=upload.validated_data["image"]
             )
         except ValidationError as exc:
-            body, code = _upload_errors(exc)
-            return Response(body, status=code)
+            raise _upload_refused(exc) from None
         upload_logged(detections)
         out = DetectionCreatedSerializer(
             {"detections": detections}, context=self.get_serializer_context()

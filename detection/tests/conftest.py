@@ -8,19 +8,17 @@ from detection.tests.helpers import FakeEngine
 @pytest.fixture(autouse=True)
 def enqueued(monkeypatch):
     """Every published run message, recorded instead of sent: unit tests never need a broker."""
-    from detection.tasks import detection_run_task
-
     sent: list[int] = []
 
-    def _apply_async(args=None, kwargs=None, **options):
-        sent.append(args[0])
+    def _publish(*, detection_id: int) -> None:
+        sent.append(detection_id)
 
-    monkeypatch.setattr(detection_run_task, "apply_async", _apply_async)
+    monkeypatch.setattr("detection.publish.detection_run_publish", _publish)
     return sent
 
 
 @pytest.fixture
 def fake_engine(monkeypatch) -> FakeEngine:
     engine = FakeEngine()
-    monkeypatch.setattr("detection.worker.engine_get", lambda: engine)
+    monkeypatch.setattr("detection.worker.engine.engine_get", lambda: engine)
     return engine

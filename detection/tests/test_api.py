@@ -53,7 +53,10 @@ def test_refused_file_is_400_naming_it_and_stores_nothing(token_client, enqueued
     assert response.status_code == 400
     body = response.json()
     assert "bad.jpg" in body["detail"] and "Nothing was stored" in body["detail"]
+    _assert_error_shape(body)
+    assert body["code"] == "upload_refused"
     assert [e["file"] for e in body["errors"]] == ["bad.jpg"]
+    assert body["errors"][0]["field"] == "image"
     assert body["errors"][0]["code"] in ("not_an_image", "unsupported_format")
     assert Detection.objects.count() == 0
 
@@ -123,10 +126,41 @@ def test_list_page_size_and_next(token_client, user):
     assert len(token_client.get(body["next"]).json()["results"]) == 2
 
 
-def test_bad_filter_is_400(token_client):
-    response = token_client.get(LIST_URL, {"label": "maybe"})
+def _assert_error_shape(body: dict) -> None:
+    assert set(body) == {"detail", "code", "errors"}, body
+    assert isinstance(body["detail"], str) and body["detail"]
+    for item in body["errors"]:
+        assert set(item) == {"code", "message", "field", "file"}, item
+
+
+def test_bad_filters_are_400_in_the_one_error_shape(token_client):
+    response = token_client.get(LIST_URL, {"label": "maybe", "created_after": "soon"})
     assert response.status_code == 400
-    assert "label" in response.json()
+    body = response.json()
+    _assert_error_shape(body)
+    assert body["code"] == "invalid"
+    assert {e["field"] for e in body["errors"]} == {"label", "created_after"}
+    assert "label" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("call", "status", "code"),
+    [
+        (lambda c: APIClient().get(LIST_URL), 401, "not_authenticated"),
+        (lambda c: c.get(f"{LIST_URL}999999/"), 404, "not_found"),
+        (lambda c: c.get(LIST_URL, {"page": "9"}), 404, "not_found"),
+        (lambda c: c.put(f"{LIST_URL}1/"), 405, "method_not_allowed"),
+        (lambda c: c.post(LIST_URL, "{}", content_type="application/json"), 415, None),
+        (lambda c: c.get("/api/v1/no-such-endpoint/"), 404, "not_found"),
+    ],
+)
+def test_every_refusal_has_the_one_error_shape(token_client, call, status, code):
+    response = call(token_client)
+    assert response.status_code == status
+    body = response.json()
+    _assert_error_shape(body)
+    if code:
+        assert body["code"] == code
 
 
 def test_delete_removes_row_and_file(token_client, user, django_capture_on_commit_callbacks):

@@ -11,8 +11,7 @@ from django.utils import timezone
 from detection import services
 from detection.models import Detection, DetectionBatch
 from detection.tests.factories import DetectionFactory
-from detection.tests.helpers import FakeEngine, image_bytes, jpeg_with_exif, upload
-from ml.inference import ImageDecodeError
+from detection.tests.helpers import image_bytes, jpeg_with_exif, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -93,15 +92,27 @@ def test_rollback_enqueues_nothing_and_removes_files(
     assert callbacks == []
     assert enqueued == []
     assert Detection.objects.count() == 0
+    # The written file outlived the rollback; the hourly clean-up removes it once it is older
+    # than the grace period, and not before.
+    [stored] = list((settings.MEDIA_ROOT / "uploads").rglob("*.jpg"))
+    assert services.detection_orphan_files_delete(older_than=dt.timedelta(hours=1)) == 0
+    later = timezone.now() + dt.timedelta(hours=2)
+    assert services.detection_orphan_files_delete(older_than=dt.timedelta(hours=1), now=later) == 1
+    assert not stored.exists()
+
+
+def test_orphan_clean_up_keeps_every_file_a_row_refers_to(settings):
+    kept = DetectionFactory()
+    later = timezone.now() + dt.timedelta(days=1)
+    assert services.detection_orphan_files_delete(older_than=dt.timedelta(hours=1), now=later) == 0
+    assert default_storage.exists(kept.image.name)
 
 
 def test_broker_error_never_fails_the_upload(user, monkeypatch, django_capture_on_commit_callbacks):
-    from detection.tasks import detection_run_task
-
-    def _down(*args, **kwargs):
+    def _down(*, detection_id: int) -> None:
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(detection_run_task, "apply_async", _down)
+    monkeypatch.setattr("detection.publish.detection_run_publish", _down)
     with django_capture_on_commit_callbacks(execute=True):
         [detection] = services.detection_create_many(user=user, uploads=[upload()])
     detection.refresh_from_db()
@@ -149,116 +160,6 @@ def test_purge_disabled_with_zero_days(settings):
     DetectionFactory(created_at=timezone.now() - dt.timedelta(days=3650))
     assert services.detection_purge_expired() == 0
     assert Detection.objects.count() == 1
-
-
-# --- run ------------------------------------------------------------------------------------
-
-
-def test_run_makes_a_verdict(fake_engine):
-    detection = DetectionFactory()
-    result = services.detection_run(detection_id=detection.id, claim_token="t1")
-    assert result is not None
-    detection.refresh_from_db()
-    assert detection.status == Detection.Status.DONE
-    assert detection.label == "fake"
-    assert detection.fake_probability == pytest.approx(0.91)
-    assert detection.model_version == FakeEngine.version
-    assert detection.face_box == [4, 3, 20, 24]
-    assert detection.attempts == 1
-    assert detection.started_at and detection.finished_at
-    assert detection.inference_ms == pytest.approx(12.5)
-    # The model saw the stored bytes.
-    with default_storage.open(detection.image.name) as fh:
-        assert fake_engine.inputs == [fh.read()]
-
-
-def test_run_twice_one_model_call_one_verdict(fake_engine):
-    detection = DetectionFactory()
-    services.detection_run(detection_id=detection.id, claim_token="t1")
-    finished_at = Detection.objects.get(id=detection.id).finished_at
-    assert services.detection_run(detection_id=detection.id, claim_token="t2") is None
-    assert services.detection_run(detection_id=detection.id, claim_token="t1") is None
-    assert fake_engine.calls == 1
-    detection.refresh_from_db()
-    assert detection.attempts == 1
-    assert detection.finished_at == finished_at
-
-
-def test_running_row_held_by_a_live_run_is_not_taken(fake_engine):
-    detection = DetectionFactory(
-        status=Detection.Status.RUNNING, started_at=timezone.now(), claim_token="other", attempts=1
-    )
-    assert services.detection_run(detection_id=detection.id, claim_token="duplicate") is None
-    assert fake_engine.calls == 0
-
-
-def test_redelivered_message_takes_back_its_own_running_row(fake_engine):
-    # The worker was killed mid-run: the same message (same task id) comes again.
-    detection = DetectionFactory(
-        status=Detection.Status.RUNNING, started_at=timezone.now(), claim_token="task-1", attempts=1
-    )
-    services.detection_run(detection_id=detection.id, claim_token="task-1")
-    detection.refresh_from_db()
-    assert detection.status == Detection.Status.DONE
-    assert detection.attempts == 2
-    assert fake_engine.calls == 1
-
-
-def test_running_row_past_the_hard_limit_is_taken_back(fake_engine, settings):
-    started = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 5)
-    detection = DetectionFactory(
-        status=Detection.Status.RUNNING, started_at=started, claim_token="gone", attempts=1
-    )
-    services.detection_run(detection_id=detection.id, claim_token="sweeper-message")
-    detection.refresh_from_db()
-    assert detection.status == Detection.Status.DONE
-
-
-def test_worker_lost_too_often_fails(fake_engine, settings):
-    settings.DETECTION_MAX_ATTEMPTS = 2
-    detection = DetectionFactory(
-        status=Detection.Status.RUNNING, started_at=timezone.now(), claim_token="task-1", attempts=2
-    )
-    assert services.detection_run(detection_id=detection.id, claim_token="task-1") is None
-    detection.refresh_from_db()
-    assert detection.status == Detection.Status.FAILED
-    assert "worker stopped" in detection.error
-    assert fake_engine.calls == 0
-
-
-def test_model_error_retries_then_fails(fake_engine, settings):
-    settings.DETECTION_MAX_ATTEMPTS = 2
-    fake_engine.error = RuntimeError("out of memory")
-    detection = DetectionFactory()
-
-    with pytest.raises(services.DetectionRetry):
-        services.detection_run(detection_id=detection.id, claim_token="t")
-    detection.refresh_from_db()
-    assert detection.status == Detection.Status.PENDING
-    assert detection.attempts == 1
-
-    services.detection_run(detection_id=detection.id, claim_token="t")
-    detection.refresh_from_db()
-    assert detection.status == Detection.Status.FAILED
-    assert detection.attempts == 2
-    assert "2 times" in detection.error
-    assert "memory" not in detection.error  # the technical cause stays in the log
-    assert fake_engine.calls == 2
-
-
-def test_decode_error_fails_at_once(fake_engine, settings):
-    fake_engine.error = ImageDecodeError("cannot decode")
-    detection = DetectionFactory()
-    services.detection_run(detection_id=detection.id, claim_token="t")
-    detection.refresh_from_db()
-    assert detection.status == Detection.Status.FAILED
-    assert detection.attempts == 1
-    assert "could not be decoded" in detection.error
-
-
-def test_missing_row_is_a_no_op(fake_engine):
-    assert services.detection_run(detection_id=999_999, claim_token="t") is None
-    assert fake_engine.calls == 0
 
 
 def test_done_row_needs_a_verdict():
@@ -315,34 +216,6 @@ def test_rolled_back_delete_keeps_the_file(user, django_capture_on_commit_callba
     assert default_storage.exists(detection.image.name)
 
 
-def test_no_model_is_reported_as_such(monkeypatch, settings):
-    settings.DETECTION_MAX_ATTEMPTS = 1
-
-    def _no_model():
-        raise FileNotFoundError("ml/models/default/card.json")
-
-    monkeypatch.setattr("detection.worker.engine_get", _no_model)
-    detection = DetectionFactory()
-    services.detection_run(detection_id=detection.id, claim_token="t")
-    detection.refresh_from_db()
-    assert detection.status == Detection.Status.FAILED
-    assert "No model could be loaded" in detection.error
-
-
-def test_row_deleted_while_running_is_left_alone(fake_engine, django_capture_on_commit_callbacks):
-    detection = DetectionFactory()
-    fake_engine.error = RuntimeError("boom")
-
-    def _delete_then_fail(image):
-        Detection.objects.filter(id=detection.id).delete()
-        raise RuntimeError("file gone")
-
-    fake_engine.predict = _delete_then_fail
-    with django_capture_on_commit_callbacks(execute=True):
-        services.detection_run(detection_id=detection.id, claim_token="t")
-    assert not Detection.objects.exists()
-
-
 def test_management_commands(enqueued, settings):
     from io import StringIO
 
@@ -356,3 +229,4 @@ def test_management_commands(enqueued, settings):
     DetectionFactory(created_at=timezone.now() - dt.timedelta(days=2))
     call_command("detection_purge_expired", stdout=out)
     assert "Deleted 1" in out.getvalue()
+

@@ -16,8 +16,8 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
 from PIL import FitsImagePlugin, GifImagePlugin, Image, ImageFile, TiffImagePlugin
 
-from detection.images import ACCEPT_ATTR, ALLOWED_FORMATS, filename_sanitize, image_validate
 from detection.tests import hostile
+from detection.uploads import ACCEPT_ATTR, ALLOWED_FORMATS, filename_sanitize, image_validate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACCEPTED_NAMES = "JPEG, PNG or WebP"
@@ -223,7 +223,7 @@ settings.configure(
 )
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
-from detection.images import image_validate
+from detection.uploads import image_validate
 
 data = open(sys.argv[2], "rb").read()
 vm_bytes = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1])

@@ -96,17 +96,26 @@ def test_result_page_pending_polls(signed_in, user):
 def test_result_page_done_shows_verdict_band_model_and_face_box(
     signed_in, user, settings, tmp_path
 ):
+    # Today's model card has another band: the page explains the verdict with the band it was
+    # made with (stored with it), not with today's.
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "card.json").write_text(
-        json.dumps({"threshold": 0.5, "uncertain_low": 0.35, "uncertain_high": 0.65})
+        json.dumps({"threshold": 0.5, "uncertain_low": 0.1, "uncertain_high": 0.9})
     )
     settings.ML_MODEL_DIR = str(model_dir)
-    detection = DetectionFactory(owner=user, done=True, removed_metadata=["EXIF", "GPS"])
+    detection = DetectionFactory(
+        owner=user,
+        done=True,
+        removed_metadata=["EXIF", "GPS"],
+        uncertain_low=0.35,
+        uncertain_high=0.65,
+    )
     html = signed_in.get(reverse("detection:detail", args=[detection.id])).content.decode()
     assert 'data-poll-url=""' in html  # final: no polling
     assert "badge-fake" in html and "87.0%" in html
     assert "Between 35.0% and 65.0% the model is not confident either way" in html
+    assert "10.0%" not in html and "90.0%" not in html
     assert detection.model_version in html
     assert 'class="face-box"' in html and "left: 6.25%" in html  # 4 / 64 px
     assert "EXIF, GPS" in html
@@ -126,11 +135,12 @@ def test_status_json(signed_in, user):
     data = signed_in.get(reverse("detection:status", args=[detection.id])).json()
     assert data["status"] == "pending" and data["final"] is False
     Detection.objects.filter(id=detection.id).update(
-        status="done", label="real", fake_probability=0.1
+        status="done", label="real", fake_probability=0.1, uncertain_low=0.3, uncertain_high=0.7
     )
     data = signed_in.get(reverse("detection:status", args=[detection.id])).json()
     assert data["final"] is True and data["label"] == "real"
     assert "badge-real" in data["html"]
+    assert "Between 30.0% and 70.0%" in data["html"]
 
 
 def test_image_view_headers(signed_in, user):

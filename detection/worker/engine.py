@@ -8,18 +8,15 @@ Loading TensorFlow in the parent and forking afterwards hangs the children
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from typing import TYPE_CHECKING
 
 from celery.signals import worker_process_init, worker_process_shutdown
 from django.conf import settings
 from django.db import close_old_connections
-from django.utils import timezone
 
-from detection.health import WORKER_HEARTBEAT_SECONDS
-from detection.models import WorkerHeartbeat
+from detection.models import WORKER_HEARTBEAT_SECONDS
+from detection.worker.heartbeat import worker_heartbeat_beat, worker_heartbeat_delete
 
 if TYPE_CHECKING:
     from ml.inference import Engine
@@ -48,26 +45,11 @@ def engine_get() -> Engine:
     return _engine
 
 
-def heartbeat_beat(*, model_name: str = "", model_version: str = "") -> None:
-    now = timezone.now()
-    WorkerHeartbeat.objects.update_or_create(
-        hostname=socket.gethostname(),
-        pid=os.getpid(),
-        defaults={"model_name": model_name, "model_version": model_version, "last_seen": now},
-        create_defaults={
-            "model_name": model_name,
-            "model_version": model_version,
-            "last_seen": now,
-            "started_at": now,
-        },
-    )
-
-
 def _heartbeat_loop() -> None:
     while not _heartbeat_stop.is_set():
         try:
             engine = _engine
-            heartbeat_beat(
+            worker_heartbeat_beat(
                 model_name=engine.name if engine else "",
                 model_version=engine.version if engine else "",
             )
@@ -95,6 +77,6 @@ def _on_process_init(**kwargs: object) -> None:
 def _on_process_shutdown(**kwargs: object) -> None:
     _heartbeat_stop.set()
     try:
-        WorkerHeartbeat.objects.filter(hostname=socket.gethostname(), pid=os.getpid()).delete()
+        worker_heartbeat_delete()
     except Exception:  # noqa: BLE001 - shutting down; the row goes stale by itself
         logger.debug("Could not remove heartbeat", exc_info=True)

@@ -45,15 +45,13 @@ def browser_page(monkeypatch):
 def slow_start(monkeypatch):
     """Messages published by this process wait 3 s at the worker, so the page is seen pending
     before the verdict arrives (the worker and the model are real, only the start is delayed)."""
-    from detection.tasks import detection_run_task
+    from deepfake_site.celery import app
+    from detection.publish import RUN_TASK
 
-    original = detection_run_task.apply_async
+    def _publish(*, detection_id: int) -> None:
+        app.send_task(RUN_TASK, args=[detection_id], countdown=3)
 
-    def _apply_async(*args, **kwargs):
-        kwargs.setdefault("countdown", 3)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(detection_run_task, "apply_async", _apply_async)
+    monkeypatch.setattr("detection.publish.detection_run_publish", _publish)
 
 
 def _sign_up(page, base: str, username: str) -> None:

@@ -14,10 +14,12 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from detection import services, worker
+from detection import services
 from detection.models import Detection
 from detection.tests.factories import DetectionFactory
 from detection.tests.helpers import FakeEngine, upload
+from detection.worker import engine as worker_engine
+from detection.worker import services as worker_services
 from tests.faults.conftest import app_broker, queued_messages
 
 pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -30,16 +32,27 @@ def queue(private_redis):
         yield name
 
 
-def test_upload_in_a_rolled_back_transaction_enqueues_nothing(user, private_redis, queue):
+def test_upload_in_a_rolled_back_transaction_enqueues_nothing_and_keeps_no_file(
+    user, private_redis, queue, settings
+):
     class Rollback(Exception):
         pass
 
     with pytest.raises(Rollback), transaction.atomic():
-        services.detection_create_many(user=user, uploads=[upload("gone.jpg")])
+        [detection] = services.detection_create_many(user=user, uploads=[upload("gone.jpg")])
         raise Rollback
 
     assert Detection.objects.count() == 0
     assert queued_messages(private_redis, queue) == []
+    # The file was written before the enclosing transaction rolled back; the sweeper's clean-up
+    # of unreferenced files removes it once past the grace period (not before: it could belong
+    # to a transaction still open).
+    stored = settings.MEDIA_ROOT / detection.image.name
+    assert stored.is_file()
+    assert services.detection_orphan_files_delete(older_than=dt.timedelta(hours=1)) == 0
+    later = timezone.now() + dt.timedelta(hours=2)
+    assert services.detection_orphan_files_delete(older_than=dt.timedelta(hours=1), now=later) == 1
+    assert not stored.exists()
 
 
 def test_upload_enqueues_exactly_one_message_on_commit(user, private_redis, queue):
@@ -75,7 +88,7 @@ class SlowEngine(FakeEngine):
 @pytest.fixture
 def slow_engine(monkeypatch):
     engine = SlowEngine()
-    monkeypatch.setattr(worker, "_engine", engine)
+    monkeypatch.setattr(worker_engine, "_engine", engine)
     return engine
 
 
@@ -89,7 +102,7 @@ def _run_at_once(detection_id: int, tokens: list[str]) -> list[Detection | None]
     def run(i: int, token: str) -> None:
         try:
             barrier.wait(timeout=10)
-            results[i] = services.detection_run(detection_id=detection_id, claim_token=token)
+            results[i] = worker_services.detection_run(detection_id=detection_id, claim_token=token)
         except BaseException as exc:  # noqa: BLE001 - reported by the test below
             errors.append(exc)
         finally:

@@ -20,8 +20,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from detection.models import Detection
-from detection.services import ERROR_GAVE_UP
 from detection.tests.helpers import image_bytes, upload
+from detection.worker.services import ERROR_GAVE_UP
 from tests.faults.conftest import POISON_WIDTH, SLOW_WIDTH, queued_messages
 from tests.processes import child_pids, wait_for
 

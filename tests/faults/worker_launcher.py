@@ -66,7 +66,7 @@ def patch_engine() -> None:
 
 def _announce_ready(**kwargs: object) -> None:
     """worker_process_init, in each pool child: load the model, then say so with the pid."""
-    from detection.worker import engine_get
+    from detection.worker.engine import engine_get
 
     path = os.environ.get("FAULTS_READY_FILE", "")
     engine = engine_get()

@@ -12,11 +12,10 @@ API_LIST = "/api/v1/detections/"
 @pytest.fixture(autouse=True)
 def enqueued(monkeypatch):
     """Run messages are recorded, never sent: these tests need no broker."""
-    from detection.tasks import detection_run_task
-
     sent: list[int] = []
     monkeypatch.setattr(
-        detection_run_task, "apply_async", lambda args=None, **options: sent.append(args[0])
+        "detection.publish.detection_run_publish",
+        lambda *, detection_id: sent.append(detection_id),
     )
     return sent
 

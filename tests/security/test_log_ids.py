@@ -9,15 +9,15 @@ import json
 import logging.config
 
 import pytest
-from celery.app.task import Task
 from django.conf import settings as django_settings
 from kombu import Connection
 
 from deepfake_site.celery import app
 from detection.models import Detection
-from detection.tasks import detection_run_task
+from detection.publish import RUN_TASK
 from detection.tests import hostile
 from detection.tests.helpers import FakeEngine
+from detection.worker.tasks import detection_run_task
 
 from .conftest import API_LIST
 
@@ -50,10 +50,9 @@ def test_request_and_detection_ids_reach_web_and_worker_log_lines(
         app.amqp.queues[queue](broker.default_channel).declare()
         # Publish for real (before_task_publish runs), into an in-memory broker.
         monkeypatch.setattr(
-            detection_run_task,
-            "apply_async",
-            lambda args=None, **options: Task.apply_async(
-                app.tasks["detection.run"], args=args, connection=broker, **options
+            "detection.publish.detection_run_publish",
+            lambda *, detection_id: app.send_task(
+                RUN_TASK, args=[detection_id], connection=broker
             ),
         )
 
@@ -75,15 +74,15 @@ def test_request_and_detection_ids_reach_web_and_worker_log_lines(
         # 3. The worker's execution path (celery.worker.request.Request -> trace -> signals).
         from celery.worker.request import Request
 
-        monkeypatch.setattr("detection.worker.engine_get", lambda: FakeEngine())
+        monkeypatch.setattr("detection.worker.engine.engine_get", lambda: FakeEngine())
         Request(message, app=app, task=app.tasks[message.headers["task"]]).execute()
 
     assert Detection.objects.get(id=detection_id).status == "done"
     lines = json_log()
-    web = [ln for ln in lines if ln["name"].startswith("detection.views")]
+    web = [ln for ln in lines if ln["name"] == "detection.shared"]
     assert web and all(ln["request_id"] == request_id for ln in web), lines
     assert any(ln["detection_id"] == detection_id for ln in web)
-    worker = [ln for ln in lines if ln["name"] == "detection.services"]
+    worker = [ln for ln in lines if ln["name"] == "detection.worker.services"]
     assert worker, lines
     assert all(ln["request_id"] == request_id for ln in worker)
     assert all(ln["detection_id"] == detection_id for ln in worker)
@@ -97,9 +96,9 @@ def test_eager_apply_with_a_request_id_header_binds_both_ids(json_log, user, mon
     from detection.tests.factories import DetectionFactory
 
     detection = DetectionFactory(owner=user)
-    monkeypatch.setattr("detection.worker.engine_get", lambda: FakeEngine())
+    monkeypatch.setattr("detection.worker.engine.engine_get", lambda: FakeEngine())
     detection_run_task.apply(args=[detection.id], headers={"request_id": "sec-eager-1"})
-    worker = [ln for ln in json_log() if ln["name"] == "detection.services"]
+    worker = [ln for ln in json_log() if ln["name"] == "detection.worker.services"]
     assert worker
     assert all(ln["request_id"] == "sec-eager-1" for ln in worker)
     assert all(ln["detection_id"] == str(detection.id) for ln in worker)

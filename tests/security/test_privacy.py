@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from deepfake_site.celery import app
 from detection.models import Detection, DetectionBatch
-from detection.tasks import detection_purge_expired_task
 from detection.tests.factories import DetectionBatchFactory, DetectionFactory
+from detection.worker.tasks import detection_purge_expired_task
 
 pytestmark = pytest.mark.django_db
 

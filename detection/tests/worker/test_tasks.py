@@ -6,8 +6,12 @@ import pytest
 from django.utils import timezone
 
 from detection.models import Detection
-from detection.tasks import detection_purge_expired_task, detection_run_task, detection_sweep_task
 from detection.tests.factories import DetectionFactory
+from detection.worker.tasks import (
+    detection_purge_expired_task,
+    detection_run_task,
+    detection_sweep_task,
+)
 
 pytestmark = pytest.mark.django_db
 

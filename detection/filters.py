@@ -1,0 +1,122 @@
+"""The one definition of how detections are filtered and ordered, shared by the history page, the
+API list and the CSV export (django-filter). The selectors apply it to the user's own rows."""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+
+from detection.models import Detection
+
+# What people and API clients may order by, with the tie-breakers that make pages stable, and
+# how the history page names each one.
+ORDERINGS: dict[str, tuple[tuple[str, ...], str]] = {
+    "-created_at": (("-created_at", "-id"), "Newest first"),
+    "created_at": (("created_at", "id"), "Oldest first"),
+    "-fake_probability": (("-fake_probability", "-created_at", "-id"), "Most likely fake first"),
+    "fake_probability": (("fake_probability", "-created_at", "-id"), "Most likely real first"),
+    "original_name": (("original_name", "-created_at", "-id"), "File name A–Z"),
+    "-original_name": (("-original_name", "-created_at", "-id"), "File name Z–A"),
+}
+DEFAULT_ORDERING = "-created_at"
+SEARCH_MAX_LENGTH = 100
+
+
+def detection_order(queryset: QuerySet[Detection], ordering: str = DEFAULT_ORDERING):
+    fields, _label = ORDERINGS.get(ordering) or ORDERINGS[DEFAULT_ORDERING]
+    return queryset.order_by(*fields)
+
+
+class StrictDateField(forms.DateField):
+    """A YYYY-MM-DD day: absent means no bound, but present and blank is refused.
+
+    The API documents these parameters as dates, so `?created_after=` is an error there; the
+    history page drops the blank fields its form sends before binding (``page_data``).
+    """
+
+    def to_python(self, value):
+        if value == "":
+            raise forms.ValidationError("Enter a date as YYYY-MM-DD.", code="invalid")
+        return super().to_python(value)
+
+
+class StrictDateFilter(django_filters.DateFilter):
+    field_class = StrictDateField
+
+
+class SearchField(forms.CharField):
+    """Free text matched against file names, without surrounding spaces (CharField strips). NUL
+    characters are dropped rather than refused: no stored name has one
+    (detection.uploads.filename_sanitize)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+class SearchFilter(django_filters.CharFilter):
+    field_class = SearchField
+
+
+class DetectionFilterSet(django_filters.FilterSet):
+    search = SearchFilter(
+        field_name="original_name",
+        lookup_expr="icontains",
+        max_length=SEARCH_MAX_LENGTH,
+        label="File name",
+        help_text="Part of the original file name.",
+    )
+    label = django_filters.ChoiceFilter(
+        choices=Detection.Label.choices, empty_label="Any verdict", label="Verdict"
+    )
+    status = django_filters.ChoiceFilter(
+        choices=Detection.Status.choices, empty_label="Any status", label="Status"
+    )
+    created_after = StrictDateFilter(
+        field_name="created_at",
+        lookup_expr="date__gte",
+        label="From",
+        help_text="Created on or after this day (YYYY-MM-DD).",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    created_before = StrictDateFilter(
+        field_name="created_at",
+        lookup_expr="date__lte",
+        label="To",
+        help_text="Created on or before this day (YYYY-MM-DD).",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    ordering = django_filters.ChoiceFilter(
+        choices=[(key, label) for key, (_fields, label) in ORDERINGS.items()],
+        method="filter_ordering",
+        empty_label=None,
+        label="Order",
+    )
+
+    class Meta:
+        model = Detection
+        fields: list[str] = []  # every filter is declared above
+
+    def filter_queryset(self, queryset: QuerySet[Detection]) -> QuerySet[Detection]:
+        return super().filter_queryset(detection_order(queryset))
+
+    def filter_ordering(self, queryset: QuerySet[Detection], name: str, value: str):
+        return detection_order(queryset, value or DEFAULT_ORDERING)
+
+    @property
+    def is_filtered(self) -> bool:
+        """Whether anything but the order narrows the list (for "no matches" wording)."""
+        data = getattr(self.form, "cleaned_data", {})
+        return any(v for k, v in data.items() if k != "ordering")
+
+
+def page_data(query: object) -> dict[str, str]:
+    """A page's GET parameters for the filters: blank fields (an HTML form sends every field)
+    mean "any", and values that do not parse are dropped rather than shown as errors."""
+    data = {k: v for k, v in query.items() if v != "" and k in DetectionFilterSet.base_filters}
+    filterset = DetectionFilterSet(data=data)
+    if not filterset.is_valid():
+        for field in filterset.errors:
+            data.pop(field, None)
+    return data

@@ -1,0 +1,69 @@
+"""What the pages (detection.views) and the API (detection.api) share. Neither imports the other;
+both import this."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from django.conf import settings
+from django.http import FileResponse, HttpRequest
+
+from detection.models import Detection
+from detection.throttles import UploadDailyThrottle, UploadRateThrottle
+from detection.uploads import ACCEPT_ATTR, ALLOWED_FORMATS
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
+def upload_limits() -> dict[str, object]:
+    """The upload limits, for the pages that explain them."""
+    return {
+        "max_bytes": settings.DETECTION_MAX_UPLOAD_BYTES,
+        "max_files": settings.DETECTION_MAX_FILES_PER_REQUEST,
+        "max_pixels": settings.DETECTION_MAX_PIXELS,
+        "max_megapixels": round(settings.DETECTION_MAX_PIXELS / 1_000_000, 1),
+        "formats": sorted(str(f).upper() for f in ALLOWED_FORMATS),
+        "accept": ACCEPT_ATTR,
+    }
+
+
+def upload_throttle_wait(request: HttpRequest) -> int | None:
+    """Seconds to wait when the user is over an upload budget, else None (and the upload counts).
+
+    The page and the API share the same throttles and their counters (in the shared cache), so
+    the form is no way around the API's limits.
+    """
+    waits = []
+    for throttle in (UploadRateThrottle(), UploadDailyThrottle()):
+        if not throttle.allow_request(request, None):
+            waits.append(throttle.wait() or 1)
+    return math.ceil(max(waits)) if waits else None
+
+
+def upload_logged(detections: list[Detection]) -> None:
+    """One log line per stored upload: it carries the request id (and the detection id)."""
+    for detection in detections:
+        logger.info(
+            "Upload stored as detection %s (%s, %d bytes)",
+            detection.id,
+            detection.format,
+            detection.byte_size,
+            extra={"detection_id": str(detection.id)},
+        )
+
+
+def image_response(detection: Detection) -> FileResponse:
+    """The stored image as a private, non-sniffable response (pages and API alike)."""
+    response = FileResponse(
+        detection.image.open("rb"),
+        content_type=CONTENT_TYPES.get(detection.format.upper(), "application/octet-stream"),
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    # Opened directly, the image may not run anything or be framed.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Content-Disposition"] = "inline"
+    return response

@@ -1,0 +1,159 @@
+"""The worker's run state machine: claim, run, retry, fail (with a fake engine)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from detection.models import Detection
+from detection.tests.factories import DetectionFactory
+from detection.tests.helpers import FakeEngine
+from detection.worker import services as worker_services
+from ml.inference import ImageDecodeError
+
+pytestmark = pytest.mark.django_db
+
+
+
+def test_run_makes_a_verdict(fake_engine):
+    detection = DetectionFactory()
+    result = worker_services.detection_run(detection_id=detection.id, claim_token="t1")
+    assert result is not None
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.DONE
+    assert detection.label == "fake"
+    assert detection.fake_probability == pytest.approx(0.91)
+    assert detection.model_version == FakeEngine.version
+    assert detection.face_box == [4, 3, 20, 24]
+    # The decision rule it was made with is kept with the verdict.
+    assert (detection.threshold, detection.uncertain_low, detection.uncertain_high) == (
+        FakeEngine.threshold,
+        FakeEngine.uncertain_low,
+        FakeEngine.uncertain_high,
+    )
+    assert detection.attempts == 1
+    assert detection.started_at and detection.finished_at
+    assert detection.inference_ms == pytest.approx(12.5)
+    # The model saw the stored bytes.
+    with default_storage.open(detection.image.name) as fh:
+        assert fake_engine.inputs == [fh.read()]
+
+
+def test_run_twice_one_model_call_one_verdict(fake_engine):
+    detection = DetectionFactory()
+    worker_services.detection_run(detection_id=detection.id, claim_token="t1")
+    finished_at = Detection.objects.get(id=detection.id).finished_at
+    assert worker_services.detection_run(detection_id=detection.id, claim_token="t2") is None
+    assert worker_services.detection_run(detection_id=detection.id, claim_token="t1") is None
+    assert fake_engine.calls == 1
+    detection.refresh_from_db()
+    assert detection.attempts == 1
+    assert detection.finished_at == finished_at
+
+
+def test_running_row_held_by_a_live_run_is_not_taken(fake_engine):
+    detection = DetectionFactory(
+        status=Detection.Status.RUNNING, started_at=timezone.now(), claim_token="other", attempts=1
+    )
+    assert worker_services.detection_run(detection_id=detection.id, claim_token="duplicate") is None
+    assert fake_engine.calls == 0
+
+
+def test_redelivered_message_takes_back_its_own_running_row(fake_engine):
+    # The worker was killed mid-run: the same message (same task id) comes again.
+    detection = DetectionFactory(
+        status=Detection.Status.RUNNING, started_at=timezone.now(), claim_token="task-1", attempts=1
+    )
+    worker_services.detection_run(detection_id=detection.id, claim_token="task-1")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.DONE
+    assert detection.attempts == 2
+    assert fake_engine.calls == 1
+
+
+def test_running_row_past_the_hard_limit_is_taken_back(fake_engine, settings):
+    started = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 5)
+    detection = DetectionFactory(
+        status=Detection.Status.RUNNING, started_at=started, claim_token="gone", attempts=1
+    )
+    worker_services.detection_run(detection_id=detection.id, claim_token="sweeper-message")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.DONE
+
+
+def test_worker_lost_too_often_fails(fake_engine, settings):
+    settings.DETECTION_MAX_ATTEMPTS = 2
+    detection = DetectionFactory(
+        status=Detection.Status.RUNNING, started_at=timezone.now(), claim_token="task-1", attempts=2
+    )
+    assert worker_services.detection_run(detection_id=detection.id, claim_token="task-1") is None
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.FAILED
+    assert "worker stopped" in detection.error
+    assert fake_engine.calls == 0
+
+
+def test_model_error_retries_then_fails(fake_engine, settings):
+    settings.DETECTION_MAX_ATTEMPTS = 2
+    fake_engine.error = RuntimeError("out of memory")
+    detection = DetectionFactory()
+
+    with pytest.raises(worker_services.DetectionRetry):
+        worker_services.detection_run(detection_id=detection.id, claim_token="t")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.PENDING
+    assert detection.attempts == 1
+
+    worker_services.detection_run(detection_id=detection.id, claim_token="t")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.FAILED
+    assert detection.attempts == 2
+    assert "2 times" in detection.error
+    assert "memory" not in detection.error  # the technical cause stays in the log
+    assert fake_engine.calls == 2
+
+
+def test_decode_error_fails_at_once(fake_engine, settings):
+    fake_engine.error = ImageDecodeError("cannot decode")
+    detection = DetectionFactory()
+    worker_services.detection_run(detection_id=detection.id, claim_token="t")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.FAILED
+    assert detection.attempts == 1
+    assert "could not be decoded" in detection.error
+
+
+def test_missing_row_is_a_no_op(fake_engine):
+    assert worker_services.detection_run(detection_id=999_999, claim_token="t") is None
+    assert fake_engine.calls == 0
+
+
+def test_no_model_is_reported_as_such(monkeypatch, settings):
+    settings.DETECTION_MAX_ATTEMPTS = 1
+
+    def _no_model():
+        raise FileNotFoundError("ml/models/default/card.json")
+
+    monkeypatch.setattr("detection.worker.engine.engine_get", _no_model)
+    detection = DetectionFactory()
+    worker_services.detection_run(detection_id=detection.id, claim_token="t")
+    detection.refresh_from_db()
+    assert detection.status == Detection.Status.FAILED
+    assert "No model could be loaded" in detection.error
+
+
+def test_row_deleted_while_running_is_left_alone(fake_engine, django_capture_on_commit_callbacks):
+    detection = DetectionFactory()
+    fake_engine.error = RuntimeError("boom")
+
+    def _delete_then_fail(image):
+        Detection.objects.filter(id=detection.id).delete()
+        raise RuntimeError("file gone")
+
+    fake_engine.predict = _delete_then_fail
+    with django_capture_on_commit_callbacks(execute=True):
+        worker_services.detection_run(detection_id=detection.id, claim_token="t")
+    assert not Detection.objects.exists()

@@ -1,0 +1,227 @@
+"""Byte-level reading of the containers: metadata present, WebP coding, JPEG scans, and the magic
+bytes of formats we refuse. Nothing here decodes pixels."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from detection.uploads.formats import DECODE_ERRORS, MAX_JPEG_SCANS
+
+# Names in removed_metadata, in the order they are listed.
+_METADATA_ORDER = (
+    "EXIF",
+    "GPS location",
+    "XMP",
+    "ICC profile",
+    "IPTC/Photoshop",
+    "PNG text chunks",
+    "comment",
+    "animation frames",
+    "extra embedded images",
+)
+_GPS_IFD = 0x8825
+
+
+def metadata_found(img: Image.Image, fmt: str, data: bytes) -> tuple[str, ...]:
+    """Names of the metadata present in the upload, all of which re-encoding drops."""
+    found: set[str] = set()
+    if fmt == "JPEG":
+        found |= _jpeg_metadata(img)
+    elif fmt == "PNG":
+        found |= _png_metadata(data)
+    else:
+        found |= _webp_metadata(data)
+    if "exif" in img.info:
+        found.add("EXIF")
+    if "EXIF" in found:
+        try:
+            if img.getexif().get_ifd(_GPS_IFD):
+                found.add("GPS location")
+        except DECODE_ERRORS:
+            pass  # unreadable EXIF is still dropped; it just cannot be described further
+    if "xmp" in img.info:
+        found.add("XMP")
+    if img.info.get("icc_profile"):
+        found.add("ICC profile")
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        found.add("extra embedded images" if img.format == "MPO" else "animation frames")
+    return tuple(name for name in _METADATA_ORDER if name in found)
+
+
+def _jpeg_metadata(img: Image.Image) -> set[str]:
+    found: set[str] = set()
+    for marker, body in getattr(img, "applist", []):
+        if marker == "APP1" and body.startswith(b"Exif\x00"):
+            found.add("EXIF")
+        elif marker == "APP1" and body.startswith(b"http://ns.adobe.com/"):
+            found.add("XMP")  # XMP and extended XMP
+        elif marker == "APP2" and body.startswith(b"ICC_PROFILE\x00"):
+            found.add("ICC profile")
+        elif marker == "APP13" and body.startswith(b"Photoshop 3.0\x00"):
+            found.add("IPTC/Photoshop")
+        elif marker == "COM":
+            found.add("comment")
+    return found
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def _png_metadata(data: bytes) -> set[str]:
+    # Walk the chunk headers ourselves: Pillow reads text chunks after the image data only when
+    # decoding the last frame, which an animated PNG would make us do for every frame.
+    found: set[str] = set()
+    pos, end = len(_PNG_SIGNATURE), len(data)
+    while pos + 8 <= end:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        if kind in _PNG_TEXT_CHUNKS:
+            keyword = data[pos + 8 : pos + 8 + min(length, 80)].split(b"\x00", 1)[0]
+            if keyword == b"XML:com.adobe.xmp":
+                found.add("XMP")
+            else:
+                found.add("PNG text chunks")
+                if keyword.lower().startswith(b"raw profile type exif"):
+                    found.add("EXIF")  # ImageMagick's hex-encoded EXIF
+        elif kind == b"eXIf":
+            found.add("EXIF")
+        elif kind == b"iCCP":
+            found.add("ICC profile")
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    return found
+
+
+def _riff_chunks(data: bytes, pos: int, end: int):
+    """(fourcc, payload start, payload size) of each RIFF chunk between pos and end."""
+    end = min(end, len(data))
+    while pos + 8 <= end:
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        yield data[pos : pos + 4], pos + 8, size
+        pos += 8 + size + (size & 1)
+
+
+def _webp_chunks(data: bytes):
+    """The top-level chunks of a RIFF/WEBP file (after its 12-byte header)."""
+    return _riff_chunks(data, 12, 8 + int.from_bytes(data[4:8], "little"))
+
+
+def _webp_metadata(data: bytes) -> set[str]:
+    names = {b"EXIF": "EXIF", b"XMP ": "XMP", b"ICCP": "ICC profile"}
+    return {names[fourcc] for fourcc, _start, _size in _webp_chunks(data) if fourcc in names}
+
+
+def webp_is_lossless(data: bytes) -> bool:
+    """Whether the (first frame's) bitstream is VP8L, WebP's lossless coding, rather than VP8."""
+    for fourcc, start, size in _webp_chunks(data):
+        if fourcc == b"ANMF":
+            # An animation frame: 16 bytes of position and timing, then ALPH / VP8 / VP8L chunks.
+            fourcc = next(
+                (
+                    inner
+                    for inner, _s, _n in _riff_chunks(data, start + 16, start + size)
+                    if inner in (b"VP8L", b"VP8 ")
+                ),
+                b"",
+            )
+        if fourcc == b"VP8L":
+            return True
+        if fourcc == b"VP8 ":
+            return False
+    return False
+
+
+def jpeg_scan_count(data: bytes) -> int:
+    """Start-of-scan markers up to the first top-level EOI (more than the limit: stops counting).
+
+    Walks the segments, skipping entropy-coded data, so bytes in an EXIF thumbnail or appended
+    after the image (a phone's motion-photo video) are not mistaken for scans.
+    """
+    pos, end, scans = 2, len(data), 0
+    while pos + 4 <= end and scans <= MAX_JPEG_SCANS:
+        if data[pos] != 0xFF:
+            break  # not a marker: the structure is broken and Pillow will say so
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # EOI
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # RSTn, TEM: no length
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker != 0xDA:  # SOS
+            continue
+        scans += 1
+        # Entropy-coded data runs to the next 0xFF that is not a stuffed 0xFF00 or an RSTn.
+        while (pos := data.find(b"\xff", pos)) != -1 and pos + 1 < end:
+            following = data[pos + 1]
+            if following == 0x00 or 0xD0 <= following <= 0xD7:
+                pos += 2
+            elif following == 0xFF:
+                pos += 1
+            else:
+                break
+        else:
+            break
+    return scans
+
+
+
+def allowed_signature(data: bytes) -> bool:
+    return (
+        data.startswith(b"\xff\xd8\xff")
+        or data.startswith(_PNG_SIGNATURE)
+        or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+    )
+
+
+_OTHER_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),
+    (b"MM\x00+", "TIFF"),
+    (b"SIMPLE  =", "FITS"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"8BPS", "Photoshop (PSD)"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"%PDF-", "PDF"),
+)
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+_BMP_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}
+
+
+def sniff_other_format(data: bytes) -> str | None:
+    """A well-known image (or image-like) format we refuse, by its magic bytes; None if unknown."""
+    for signature, kind in _OTHER_SIGNATURES:
+        if data.startswith(signature):
+            return kind
+    if (
+        data[:2] == b"BM"
+        and len(data) >= 18
+        and int.from_bytes(data[14:18], "little") in _BMP_HEADER_SIZES
+    ):
+        return "BMP"
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        if brand in _HEIF_BRANDS:
+            return "HEIC/HEIF"
+        if brand in _AVIF_BRANDS:
+            return "AVIF"
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"<svg") or (
+        head.startswith((b"<?xml", b"<!doctype svg")) and b"<svg" in head
+    ):
+        return "SVG"
+    return None
+

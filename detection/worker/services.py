@@ -1,0 +1,172 @@
+"""The worker's run state machine: claim, run, retry, fail.
+
+A detection row owns its job's state: pending -> running (claimed with a token) -> done or
+failed, or back to pending for a retry. Every transition is one conditional UPDATE, so a
+duplicate or redelivered message can never produce a second verdict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from detection.models import Detection
+
+# Through the module, so tests can stand a fake engine in (detection.worker.engine.engine_get).
+from detection.worker import engine as worker_engine
+
+logger = logging.getLogger(__name__)
+
+Status = Detection.Status
+
+# Messages for people; the technical cause goes to the log.
+ERROR_DECODE = "The image could not be decoded by the model, so no verdict was made."
+ERROR_GAVE_UP = "The model failed on this image {attempts} times; we stopped trying."
+ERROR_NO_MODEL = "No model could be loaded to analyse this image ({attempts} attempts)."
+ERROR_WORKER_LOST = "The worker stopped while processing this image {attempts} times; we gave up."
+
+
+class DetectionRetry(Exception):  # noqa: N818 - a signal to the task, not an error
+    """The model failed transiently; the row is pending again and the task should retry."""
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+def _claim(*, detection_id: int, claim_token: str, now: dt.datetime) -> bool:
+    """pending -> running, conditionally. Also takes back a running row whose holder is gone:
+    the same message redelivered after its worker was killed (same token), or a row running
+    for longer than the hard time limit allows (its worker cannot still be working on it)."""
+    stale_before = now - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+    claimable = (
+        Q(status=Status.PENDING)
+        | Q(status=Status.RUNNING, claim_token=claim_token)
+        | Q(status=Status.RUNNING, started_at__lt=stale_before)
+    )
+    rows = Detection.objects.filter(claimable, id=detection_id)
+    max_attempts = settings.DETECTION_MAX_ATTEMPTS
+    # A row that keeps killing its worker (a poison image) is failed instead of run again.
+    gave_up = rows.filter(status=Status.RUNNING, attempts__gte=max_attempts).update(
+        status=Status.FAILED,
+        error=ERROR_WORKER_LOST.format(attempts=max_attempts),
+        finished_at=now,
+        claim_token="",
+    )
+    if gave_up:
+        logger.error("Detection %s failed: its worker was lost too often", detection_id)
+        return False
+    return bool(
+        rows.update(
+            status=Status.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            claim_token=claim_token,
+        )
+    )
+
+
+def detection_run(*, detection_id: int, claim_token: str | None = None) -> Detection | None:
+    """Run the model on one detection, at most once per claim; returns the row, or None when
+    another run holds it or it is finished (a duplicate or redelivered message).
+
+    Raises DetectionRetry when the model failed and attempts are left (the row is pending).
+    """
+    from ml.inference import ImageDecodeError
+
+    token = claim_token or uuid.uuid4().hex
+    if not _claim(detection_id=detection_id, claim_token=token, now=timezone.now()):
+        logger.info("Detection %s not claimed: finished or held by another run", detection_id)
+        return None
+    mine = Detection.objects.filter(id=detection_id, status=Status.RUNNING, claim_token=token)
+    detection = mine.first()
+    if detection is None:  # deleted by its owner in the meantime
+        return None
+
+    try:
+        engine = worker_engine.engine_get()
+    except Exception as exc:  # noqa: BLE001 - any load failure: retried, then failed visibly
+        # Not this image's fault: no verdict until a worker has a model.
+        return _attempt_failed(detection, mine, exc, ERROR_NO_MODEL)
+    try:
+        with default_storage.open(detection.image.name, "rb") as fh:
+            content = fh.read()
+        prediction = engine.predict(content)
+    except ImageDecodeError:
+        logger.warning("Detection %s: the model could not decode the image", detection_id)
+        mine.update(status=Status.FAILED, error=ERROR_DECODE, finished_at=timezone.now())
+        detection.refresh_from_db()
+        return detection
+    except Exception as exc:  # noqa: BLE001 - any model failure: retried, then failed visibly
+        return _attempt_failed(detection, mine, exc, ERROR_GAVE_UP)
+
+    finished = mine.update(
+        status=Status.DONE,
+        label=prediction.label,
+        fake_probability=_unit(prediction.fake_probability),
+        # The model's own decision rule, kept with its verdict: a later model with another band
+        # must not re-explain this one.
+        threshold=_unit(engine.threshold),
+        uncertain_low=_unit(engine.uncertain_low),
+        uncertain_high=_unit(engine.uncertain_high),
+        model_name=prediction.model_name[:100],
+        model_version=prediction.model_version[:100],
+        face_box=[int(v) for v in prediction.face_box] if prediction.face_box else None,
+        inference_ms=float(prediction.inference_ms),
+        finished_at=timezone.now(),
+        error="",
+    )
+    if not finished:
+        # Another run took the row over meanwhile (ours outlived the time limit): its verdict
+        # stands, ours is dropped.
+        logger.warning("Detection %s: verdict dropped, the row was taken over", detection_id)
+        return None
+    detection.refresh_from_db()
+    logger.info(
+        "Detection %s done: %s %.3f",
+        detection_id,
+        detection.label,
+        detection.fake_probability,
+    )
+    return detection
+
+
+def _unit(value: float) -> float:
+    return min(max(float(value), 0.0), 1.0)
+
+
+def _attempt_failed(
+    detection: Detection, mine: QuerySet[Detection], exc: Exception, message: str
+) -> Detection:
+    """Pending again while attempts are left (raises DetectionRetry), else failed for good."""
+    try:
+        detection.refresh_from_db()
+    except Detection.DoesNotExist:  # deleted while it ran (its file too): nothing to retry
+        return detection
+    if detection.attempts < settings.DETECTION_MAX_ATTEMPTS:
+        logger.warning(
+            "Detection %s: attempt %d failed, retrying",
+            detection.id,
+            detection.attempts,
+            exc_info=True,
+        )
+        mine.update(status=Status.PENDING, claim_token="", queued_at=timezone.now())
+        raise DetectionRetry(str(exc)) from exc
+    logger.error(
+        "Detection %s failed after %d attempts",
+        detection.id,
+        detection.attempts,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    mine.update(
+        status=Status.FAILED,
+        error=message.format(attempts=detection.attempts),
+        finished_at=timezone.now(),
+    )
+    detection.refresh_from_db()
+    return detection
