@@ -1,7 +1,7 @@
 """Deepfake face-image detector: data, training, evaluation and the inference engine.
 
-Importing ``ml`` is cheap: it never imports TensorFlow. Only ``ml.model``, ``ml.train``,
-``ml.evaluate``, ``ml.augment``, ``ml.inference`` and ``ml.benchmark`` load TensorFlow, lazily.
+Importing ``ml`` or any of its modules is cheap: TensorFlow is loaded only when a model is
+built, loaded, trained or evaluated (``ml.layers`` is the one module that imports Keras).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["DEFAULT_MODEL_DIR", "PACKAGE_VERSION", "read_card", "model_version", "REPO_ROOT"]
+__all__ = ["DEFAULT_MODEL_DIR", "PACKAGE_VERSION", "read_card", "model_version", "card_sources",
+           "REPO_ROOT"]
 
 PACKAGE_VERSION = "1.0.0"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -37,3 +38,9 @@ def model_version(card: dict) -> str:
     sha = str(card.get("weights_sha256", ""))[:12] or "unknown"
     date = str(card.get("created", ""))[:10].replace("-", "") or "undated"
     return f"{card.get('name', 'model')}-{date}-{sha}"
+
+
+def card_sources(card: dict) -> set[str]:
+    """The data sources a model card lists (those its training counts name, any split)."""
+    counts = card.get("training", {}).get("counts", {})
+    return {src for per_source in counts.values() for src in per_source}

@@ -23,8 +23,27 @@ def _add_aug_flags(p):
                    metavar=("MIN", "MAX"))
 
 
+def _add_max_pixels(p):
+    from .preprocess import DEFAULT_MAX_PIXELS
+
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse images with more pixels than this (default %(default)s)")
+
+
+def _arch_help() -> str:
+    from .model import ARCHITECTURES
+
+    rules = []
+    for a in ARCHITECTURES.values():
+        rule = f"size >= {a.min_size}" + (f", multiple of {a.size_multiple}"
+                                          if a.size_multiple > 1 else "")
+        rules.append(f"{a.name}: lr {a.learning_rate:g}, default size {a.default_size}, {rule}")
+    return "architecture (" + "; ".join(rules) + ")"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .model import ARCHITECTURES, DEFAULT_ARCH
+    from .train import MAX_UNDECODABLE_SHARE
 
     ap = argparse.ArgumentParser(prog="python -m ml", description="Deepfake face-image detector")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -32,9 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and write a model directory")
     t.add_argument("--data", nargs="+", required=True, help="folders with real/fake subfolders")
     t.add_argument("--out", required=True, help="model directory to write")
-    t.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES))
+    t.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES),
+                   help=_arch_help())
     t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--image-size", type=int, default=128)
+    t.add_argument("--image-size", type=int, default=None,
+                   help="input size in pixels (default: the architecture's)")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate (arch default)")
     t.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
@@ -47,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", default=None)
     t.add_argument("--no-robustness", action="store_true",
                    help="skip the jpeg70/half robustness evaluation of the test split")
+    t.add_argument("--max-undecodable", type=float, default=MAX_UNDECODABLE_SHARE,
+                   metavar="SHARE",
+                   help="fail when more than this share of the images cannot be decoded "
+                        "(default %(default)s); fewer are left out and reported")
+    _add_max_pixels(t)
     _add_aug_flags(t)
 
     e = sub.add_parser("evaluate", help="metrics overall and per source")
@@ -57,19 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--plots", default=None, help="write PNG plots into this folder")
     e.add_argument("--perturb", default=None, choices=["none", "jpeg70", "half"])
     e.add_argument("--source", action="append", default=[], help="only these sources")
+    e.add_argument("--model-sources", action="store_true",
+                   help="only the sources the model's card lists (as its figures were made)")
     e.add_argument("--exclude-source", action="append", default=[])
     e.add_argument("--batch-size", type=int, default=64)
+    _add_max_pixels(e)
 
     p = sub.add_parser("predict", help="one JSON line per image")
     p.add_argument("--model", default=None)
     p.add_argument("images", nargs="+")
     p.add_argument("--threads", type=int, default=None, help="TF intra-op threads")
+    _add_max_pixels(p)
 
     b = sub.add_parser("benchmark", help="engine vs model.predict per-image latency")
     b.add_argument("--model", default=None)
     b.add_argument("--n", type=int, default=100, help="images to time")
     b.add_argument("--images", nargs="*", default=None, help="image files (default: synthetic)")
     b.add_argument("--threads", type=int, default=None)
+    _add_max_pixels(b)
 
     a = sub.add_parser("annotate", help="merge evaluation JSON files into a model card")
     a.add_argument("--model", required=True)
@@ -77,43 +108,77 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store this evaluation JSON under extra_evaluations[KEY]")
     a.add_argument("--note", nargs=2, action="append", default=[], metavar=("KEY", "TEXT"))
     a.add_argument("--comparison-md", default=None, help="markdown file with the comparison")
+    a.add_argument("--comparison-baseline", default=None, metavar="NAME",
+                   help="what the comparison compares with (default: the registry's baseline)")
     return ap
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return 1
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     if args.cmd == "train":
         from .augment import AugmentConfig
-        from .train import train
+        from .data import DataError
+        from .train import TrainConfig, train
 
         aug = AugmentConfig(enabled=not args.no_augment, flip=args.aug_flip,
                             rescale=args.aug_rescale, blur=args.aug_blur, noise=args.aug_noise,
                             jpeg=args.aug_jpeg, jpeg_min=args.jpeg_quality[0],
                             jpeg_max=args.jpeg_quality[1])
-        train(args.data, args.out, arch=args.arch, epochs=args.epochs,
-              image_size=args.image_size, batch_size=args.batch_size, learning_rate=args.lr,
-              patience=args.patience, max_minutes=args.max_minutes,
-              exclude_sources=args.exclude_source, augment=aug, seed=args.seed,
-              uncertain_width=args.uncertain_width, robustness=not args.no_robustness,
-              name=args.name, command="python -m ml " + shlex.join(argv))
+        try:
+            config = TrainConfig(
+                arch=args.arch, epochs=args.epochs, image_size=args.image_size,
+                batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,
+                max_minutes=args.max_minutes, exclude_sources=tuple(args.exclude_source),
+                augment=aug, seed=args.seed, uncertain_width=args.uncertain_width,
+                robustness=not args.no_robustness, name=args.name,
+                command="python -m ml " + shlex.join(argv),
+                max_undecodable_share=args.max_undecodable, max_pixels=args.max_pixels,
+                verbose=1 if sys.stdout.isatty() else 2,
+            ).resolved()
+        except ValueError as exc:
+            parser.error(str(exc))
+        try:
+            card = train(args.data, args.out, config, progress=_say)
+        except (DataError, FileNotFoundError) as exc:
+            return _fail(str(exc))
+        tr = card["training"]
+        print(f"train {tr['train_seconds'] / 60:.1f} min; test ROC AUC "
+              f"{card.get('test_metrics', {}).get('roc_auc', float('nan')):.4f}", flush=True)
         return 0
 
     if args.cmd == "evaluate":
-        from .evaluate import evaluate
+        from .data import DataError
+        from .evaluate import evaluate, format_summary
 
-        evaluate(args.model, args.data, split=args.split, json_out=args.json,
-                 plots_dir=args.plots,
-                 perturbation=None if args.perturb == "none" else args.perturb,
-                 batch_size=args.batch_size, only_sources=args.source,
-                 exclude_sources=args.exclude_source)
+        try:
+            res = evaluate(args.model, args.data, split=args.split, json_out=args.json,
+                           plots_dir=args.plots,
+                           perturbation=None if args.perturb == "none" else args.perturb,
+                           batch_size=args.batch_size, only_sources=args.source,
+                           model_sources=args.model_sources,
+                           exclude_sources=args.exclude_source, max_pixels=args.max_pixels)
+        except (DataError, FileNotFoundError) as exc:
+            return _fail(str(exc))
+        print(format_summary(res), flush=True)
         return 0
 
     if args.cmd == "predict":
         from .inference import Engine, ImageDecodeError
 
-        engine = Engine.load(args.model, intra_threads=args.threads)
+        engine = Engine.load(args.model, intra_threads=args.threads,
+                             max_pixels=args.max_pixels)
         rc = 0
         for path in args.images:
             try:
@@ -126,9 +191,11 @@ def main(argv=None) -> int:
         return rc
 
     if args.cmd == "benchmark":
-        from .benchmark import run
+        from .benchmark import format_report, run
 
-        run(args.model, n=args.n, images=args.images, threads=args.threads)
+        res = run(args.model, n=args.n, images=args.images, threads=args.threads,
+                  max_pixels=args.max_pixels)
+        print(format_report(res), flush=True)
         return 0
 
     if args.cmd == "annotate":
@@ -145,6 +212,8 @@ def main(argv=None) -> int:
             extra.setdefault(key, {})["note"] = text
         if args.comparison_md:
             card["comparison_md"] = Path(args.comparison_md).read_text()
+        if args.comparison_baseline:
+            card["comparison_baseline"] = args.comparison_baseline
         write_card(args.model, card)
         return 0
     return 2  # pragma: no cover

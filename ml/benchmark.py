@@ -14,8 +14,11 @@ import io
 import json
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
+
+from .preprocess import DEFAULT_MAX_PIXELS
 
 
 def _synthetic_jpegs(n: int, size: int = 256) -> list[bytes]:
@@ -41,14 +44,17 @@ def _median_ms(fn, items) -> float:
     return statistics.median(times)
 
 
-def run(model_dir=None, *, n: int = 100, images=None, threads=None) -> dict:
+def run(model_dir=None, *, n: int = 100, images=None, threads=None,
+        max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+    """Time both paths; returns the figures (``format_report`` turns them into lines)."""
     from .inference import Engine
     from .preprocess import prepare
 
-    engine = Engine.load(model_dir, intra_threads=threads, inter_threads=threads)
-    raw = [open(p, "rb").read() for p in images] if images else _synthetic_jpegs(n)
+    engine = Engine.load(model_dir, intra_threads=threads, inter_threads=threads,
+                         max_pixels=max_pixels)
+    raw = [Path(p).read_bytes() for p in images] if images else _synthetic_jpegs(n)
     raw = (raw * (n // max(1, len(raw)) + 1))[:n]
-    arrays = [prepare(b, engine.image_size) for b in raw]
+    arrays = [prepare(b, engine.image_size, max_pixels=max_pixels) for b in raw]
     model = engine._model
 
     for a in arrays[:3]:  # warm both paths
@@ -67,10 +73,18 @@ def run(model_dir=None, *, n: int = 100, images=None, threads=None) -> dict:
         "engine_predict_end_to_end_ms_per_image": round(engine_ms, 3),
         "speedup_end_to_end_vs_model_predict": round(keras_ms / engine_ms, 2),
     }
-    print(f"model.predict per image:          {keras_ms:8.2f} ms (median of {n})")
-    print(f"engine compiled call per image:   {compiled_ms:8.2f} ms")
-    print(f"ratio (model.predict / engine):   {keras_ms / compiled_ms:8.1f}x")
-    print(f"engine.predict end to end:        {engine_ms:8.2f} ms "
-          "(decode + face detection + resize + model)")
-    print(json.dumps(res))
     return res
+
+
+def format_report(res: dict) -> str:
+    keras_ms = res["keras_model_predict_ms_per_image"]
+    compiled_ms = res["engine_compiled_call_ms_per_image"]
+    return "\n".join([
+        f"model.predict per image:          {keras_ms:8.2f} ms (median of {res['n_images']})",
+        f"engine compiled call per image:   {compiled_ms:8.2f} ms",
+        f"ratio (model.predict / engine):   {res['speedup_compiled_vs_model_predict']:8.1f}x",
+        f"engine.predict end to end:        "
+        f"{res['engine_predict_end_to_end_ms_per_image']:8.2f} ms "
+        "(decode + face detection + resize + model)",
+        json.dumps(res),
+    ])

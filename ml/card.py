@@ -7,15 +7,45 @@ from pathlib import Path
 
 from . import CARD_JSON, CARD_MD
 
-LICENCE_NOTE = (
-    "Training data: /work/shared/datasets/faces128, images gathered from public GitHub "
-    "repositories that committed samples of FFHQ, CelebA, LFW and StyleGAN/StyleGAN2 outputs "
-    "(Kaggle '140k Real and Fake Faces', 'Human Faces Dataset', LFW face swaps, "
-    "thispersondoesnotexist). None of those repositories licenses the images, and the upstream "
-    "datasets are mostly for NON-COMMERCIAL RESEARCH only (FFHQ: CC BY-NC-SA 4.0; CelebA: "
-    "non-commercial research; LFW: research). These weights are derived from that data: "
-    "check the upstream terms before any commercial use."
+# What is known about the licence of a data set, by the folder name of a data root. A root not
+# listed here gets UNKNOWN_DATA_NOTE; every card ends with LICENCE_CAVEAT.
+DATA_NOTES = {
+    "faces128": (
+        "faces128 (the sources used are those in the image counts): images gathered from "
+        "public GitHub repositories that committed samples of research and Kaggle face "
+        "datasets (FFHQ, CelebA, LFW and StyleGAN/StyleGAN2 outputs: "
+        "Kaggle '140k Real and Fake Faces', 'Human Faces Dataset', LFW face swaps, "
+        "thispersondoesnotexist; DFDC video face crops; FLUX.1 diffusion images with news "
+        "photos; UTKFace). None of those repositories licenses the images, and the upstream "
+        "datasets are mostly for NON-COMMERCIAL RESEARCH only (FFHQ: CC BY-NC-SA 4.0; CelebA: "
+        "non-commercial research; LFW: research); the others come with their own terms."
+    ),
+}
+UNKNOWN_DATA_NOTE = "{name}: no licence information recorded for this data."
+LICENCE_CAVEAT = (
+    "These weights are derived from the training data, and face data is often licensed for "
+    "non-commercial research only: check the upstream terms of every source before any "
+    "commercial use."
 )
+
+
+def data_licence_note(data_roots) -> str:
+    """The licence paragraph for these data roots (stored in card.json at training time)."""
+    roots = [str(r) for r in data_roots]
+    notes = []
+    for root in roots:
+        name = Path(root.rstrip("/\\")).name or root
+        note = DATA_NOTES.get(name, UNKNOWN_DATA_NOTE.format(name=name))
+        if note not in notes:
+            notes.append(note)
+    head = f"Training data: {', '.join(roots) or 'not recorded'}."
+    return " ".join([head, *notes, LICENCE_CAVEAT])
+
+
+def _registry():
+    from .model import ARCHITECTURES, baseline_architecture  # no TF at import
+
+    return ARCHITECTURES, baseline_architecture()
 
 
 def _f(v, nd=4):
@@ -34,13 +64,21 @@ def _metric_table(m: dict) -> list[str]:
 
 
 def render_markdown(card: dict) -> str:
+    """card.md from card.json: everything it says comes from the card (and the registry)."""
     tr = card.get("training", {})
+    archs, baseline = _registry()
+    spec = archs.get(card["architecture"])
+    described = f" ({spec.description})" if spec is not None and spec.description else ""
+    size = card["image_size"]
+    hardware = tr.get("hardware") or "an unrecorded machine"
+    sources = sorted({s for per in tr.get("counts", {}).values() for s in per})
+    baseline_name = card.get("comparison_baseline") or (baseline.name if baseline else "")
     out = [f"# Model card: {card['name']} ({card['architecture']})", "",
            f"- version: `{card.get('version', '')}`",
            f"- created: {card.get('created')}",
-           f"- architecture: `{card['architecture']}`, input {card['image_size']}x"
-           f"{card['image_size']} RGB (uint8 pixels; scaling and any residual are inside the "
-           f"network), {card.get('parameters', 'n/a')} parameters",
+           f"- architecture: `{card['architecture']}`{described}, input {size}x{size} RGB "
+           "(uint8 pixels; scaling and any residual are inside the network), "
+           f"{card.get('parameters', 'n/a')} parameters",
            f"- weights: `{card['weights_file']}` ({card.get('weights_bytes', 0) / 1e6:.2f} MB), "
            f"sha256 `{card.get('weights_sha256')}`",
            "- output: P(fake), calibrated by Platt scaling on the validation split "
@@ -48,11 +86,11 @@ def render_markdown(card: dict) -> str:
            f"- decision threshold (chosen on validation, max balanced accuracy): "
            f"{_f(card['threshold'])}; label `uncertain` when {_f(card['uncertain_low'])} <= "
            f"P(fake) <= {_f(card['uncertain_high'])}",
-           "", "## Reproduce", "", "Run from the repository root (CPU only is fine):", "",
+           "", "## Reproduce", "", "Run from the repository root:", "",
            "```", card.get("reproduce_command", ""), "```", "",
-           "Training on 2 shared CPU cores is not bit-exact from run to run (threaded float "
-           "sums, tf.data parallelism, time limit), so a rerun gives close but not identical "
-           "figures (the size of that spread was not measured).", ""]
+           f"Training ({hardware}) is not bit-exact from run to run (threaded float sums, "
+           "tf.data parallelism, time limit), so a rerun gives close but not identical "
+           "figures.", ""]
     if str(tr.get("stopped_by", "")).startswith("time limit"):
         out += [f"This run was ended by its time limit after {tr.get('epochs_run')} epochs; on a "
                 f"faster or slower machine pass `--epochs {tr.get('epochs_run')}` and drop "
@@ -62,10 +100,11 @@ def render_markdown(card: dict) -> str:
            f"- data roots: {', '.join(tr.get('data_roots', []))}",
            f"- split: {tr.get('split_rule', '')}",
            f"- excluded sources: {', '.join(tr.get('exclude_sources', [])) or 'none'}",
+           *_undecodable_lines(tr.get("undecodable")),
            f"- epochs run: {tr.get('epochs_run')} of at most {tr.get('epochs_max')} "
            f"(best epoch {tr.get('best_epoch')}, stopped by: {tr.get('stopped_by')})",
            f"- training time: {_f(tr.get('train_seconds', 0) / 60, 1)} min "
-           f"({tr.get('hardware', '')})",
+           f"({hardware})",
            f"- optimiser: Adam, lr {tr.get('learning_rate')}, batch {tr.get('batch_size')}, "
            "early stopping on val loss (best weights restored), LR halved on plateau",
            f"- augmentation: `{json.dumps(tr.get('augmentation', {}))}`",
@@ -99,18 +138,39 @@ def render_markdown(card: dict) -> str:
                 out.append(line)
             out.append("")
     if card.get("comparison_md"):
-        out += ["", "## Comparison with the seed-002 baseline", "", card["comparison_md"]]
+        title = (f"Comparison with the {baseline_name} baseline" if baseline_name
+                 else "Comparison")
+        out += ["", f"## {title}", "", card["comparison_md"]]
     out += ["", "Plots of the test split: [ROC](plots/roc_curve.png), "
             "[confusion matrix](plots/confusion_matrix.png), "
             "[reliability diagram](plots/reliability_diagram.png)."]
+    loso = any("leave-one-source-out" in k for k in (extra or {}))
     out += ["", "## Inference", "", card.get("inference_note", ""), "",
-            "## Data licence and caveats", "", LICENCE_NOTE, "",
-            "Known limits: trained on 128 px centre crops of faces from a handful of generators "
-            "(StyleGAN family, graphics face swaps); other generators (diffusion models, newer "
-            "GANs) and heavy edits are out of distribution. Classes differ in photo style per "
-            "source, so some of the score can come from style rather than fakery; see the "
-            "leave-one-source-out figure.", ""]
+            "## Data licence and caveats", "",
+            card.get("data_licence") or data_licence_note(tr.get("data_roots", [])), "",
+            f"Known limits: trained on {size} px centre crops of faces from "
+            f"{len(sources) or 'the'} source(s) listed in the image counts; generators, "
+            "manipulations and photo styles not among them, and heavy edits, are out of "
+            "distribution. Classes differ in photo style per source, so some of the score can "
+            "come from style rather than fakery"
+            + ("; see the leave-one-source-out figure." if loso else
+               "; a leave-one-source-out evaluation shows how far it carries to an unseen "
+               "source."), ""]
     return "\n".join(out)
+
+
+def _undecodable_lines(report: dict | None) -> list[str]:
+    if not report:
+        return []
+    line = (f"- undecodable files: {report.get('count', 0)} of {report.get('of', 'n/a')} "
+            f"({_f(float(report.get('share', 0.0)) * 100, 2)} %, at most "
+            f"{_f(float(report.get('max_share', 0.0)) * 100, 2)} % allowed)")
+    if report.get("count"):
+        line += f", {report.get('action', 'left out')}"
+        examples = report.get("examples", [])
+        if examples:
+            line += "; e.g. " + "; ".join(f"`{e}`" for e in examples)
+    return [line]
 
 
 def write_card(model_dir, card: dict) -> None:

@@ -15,10 +15,11 @@ import hashlib
 import os
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .preprocess import IMAGE_SUFFIXES
+from .preprocess import IMAGE_SUFFIXES, ImageDecodeError, load_image
 
 LABELS = {"real": 0, "fake": 1}
 _WORD = r"(?:^|[^a-z0-9])({})(?:[^a-z0-9]|$)"
@@ -30,6 +31,20 @@ _SPLIT_WORDS = {
 }
 _SPLIT_RE = re.compile(_WORD.format("|".join(sorted(_SPLIT_WORDS, key=len, reverse=True))))
 HASH_SPLIT = (0.75, 0.10)  # train, val; the rest is test
+
+
+class DataError(ValueError):
+    """The data given cannot be used (no images, one class only, too many broken files...)."""
+
+
+class UndecodableImagesError(DataError):
+    """More than the allowed share of the images could not be decoded."""
+
+    def __init__(self, message: str, *, count: int, total: int, examples: list[str]):
+        super().__init__(message)
+        self.count = count
+        self.total = total
+        self.examples = examples
 
 
 @dataclass(frozen=True)
@@ -117,13 +132,36 @@ def summarize(records) -> dict:
     return table
 
 
+def _decode_problem(path: str, max_pixels: int) -> str | None:
+    try:
+        load_image(path, max_pixels=max_pixels).close()
+    except ImageDecodeError as exc:
+        return str(exc)
+    return None
+
+
+def find_undecodable(records, *, max_pixels: int, workers: int | None = None):
+    """``[(record, reason), ...]`` for every record whose file the preprocessing cannot decode
+    (the same decoder as training and inference; threads, since Pillow releases the GIL)."""
+    records = list(records)
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        problems = pool.map(lambda r: _decode_problem(r.path, max_pixels), records,
+                            chunksize=64)
+        return [(r, why) for r, why in zip(records, problems, strict=True) if why is not None]
+
+
 # ----------------------------------------------------------------------------- tf.data
 
 
-def make_dataset(records, image_size: int, *, batch_size: int = 32, training: bool = False,
-                 augment_config=None, seed: int = 1234, perturbation: str | None = None,
-                 with_index: bool = False):
-    """Stream (uint8 images, float labels) batches; decoding uses ``preprocess.prepare``."""
+def make_dataset(records, image_size: int, *, max_pixels: int, batch_size: int = 32,
+                 training: bool = False, augment_config=None, seed: int = 1234,
+                 perturbation: str | None = None):
+    """Stream (uint8 images, float labels) batches; decoding uses ``preprocess.prepare``.
+
+    An undecodable file stops the stream with an error (check the records first with
+    ``find_undecodable``); it is never replaced by a stand-in image.
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -135,9 +173,10 @@ def make_dataset(records, image_size: int, *, batch_size: int = 32, training: bo
     if training:
         ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
     size = int(image_size)
+    limit = preprocess.check_max_pixels(max_pixels)
 
     def _load(path):
-        arr = preprocess.prepare_path(path, size)
+        arr = preprocess.prepare_path(path, size, limit)
         if perturbation:
             arr = preprocess.perturb(arr, perturbation)
         return arr

@@ -7,21 +7,25 @@ from pathlib import Path
 
 import numpy as np
 
-from . import calibration, metrics, read_card, resolve_model_dir
-from .data import discover, select
+from . import calibration, card_sources, metrics, read_card, resolve_model_dir
+from .data import DataError, discover, find_undecodable, select
+from .preprocess import DEFAULT_MAX_PIXELS
+
+EXAMPLES = 5  # undecodable paths named in a result
 
 METRIC_KEYS = ("roc_auc", "accuracy", "precision", "recall", "f1", "ece", "confusion_matrix",
                "n_real", "n_fake", "threshold")
 
 
-def raw_probabilities(model, records, image_size, *, perturbation=None, batch_size=64):
+def raw_probabilities(model, records, image_size, *, perturbation=None, batch_size=64,
+                      max_pixels=DEFAULT_MAX_PIXELS):
     """Uncalibrated P(fake) for each record, streamed through tf.data and a compiled call."""
     from .data import make_dataset
     from .inference import compiled_model_fn
 
     fn = compiled_model_fn(model, image_size)
-    ds = make_dataset(records, image_size, batch_size=batch_size, training=False,
-                      perturbation=perturbation)
+    ds = make_dataset(records, image_size, max_pixels=max_pixels, batch_size=batch_size,
+                      training=False, perturbation=perturbation)
     out = [fn(x).numpy().reshape(-1) for x, _ in ds]
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -38,10 +42,12 @@ def group_metrics(y, p, sources, threshold, low, high) -> dict:
     return res
 
 
-def evaluate_records(model, card, records, *, perturbation=None, batch_size=64):
+def evaluate_records(model, card, records, *, perturbation=None, batch_size=64,
+                     max_pixels=DEFAULT_MAX_PIXELS):
+    """Metrics of ``model`` (calibrated as its card says) on records known to decode."""
     size = int(card["image_size"])
     raw = raw_probabilities(model, records, size, perturbation=perturbation,
-                            batch_size=batch_size)
+                            batch_size=batch_size, max_pixels=max_pixels)
     p = calibration.apply(raw, card.get("calibration"))
     y = np.array([r.label for r in records])
     res = group_metrics(y, p, [r.source for r in records], float(card["threshold"]),
@@ -104,29 +110,49 @@ def write_plots(y, p, threshold, out_dir, title=""):
 
 def evaluate(model_dir=None, data=(), *, split="test", json_out=None, plots_dir=None,
              perturbation=None, batch_size=64, exclude_sources=(), only_sources=(),
-             model=None, quiet=False) -> dict:
+             model_sources=False, model=None, max_pixels=DEFAULT_MAX_PIXELS) -> dict:
+    """Evaluate a model directory on labelled folders; returns the metrics dict.
+
+    ``only_sources`` / ``exclude_sources`` filter by source; ``model_sources=True`` keeps only
+    the sources the model's card lists (what it was trained and reported on). Files that do not
+    decode are left out and reported under ``undecodable``. Raises ``DataError`` when nothing
+    is left to evaluate.
+    """
     from .model import load_model
 
     model_dir = resolve_model_dir(model_dir)
     card = read_card(model_dir)
+    only = set(only_sources)
+    if model_sources:
+        listed = card_sources(card)
+        if not listed:
+            raise DataError(f"the card in {model_dir} lists no sources")
+        only = only & listed if only else listed
+        if not only:
+            raise DataError(f"none of the sources {sorted(only_sources)} is listed in the card")
     if model is None:
         model = load_model(model_dir / card.get("weights_file", "model.keras"))
     records = select(discover(data, exclude_sources=exclude_sources,
-                              only_sources=only_sources), split)
+                              only_sources=sorted(only)), split)
+    bad = find_undecodable(records, max_pixels=max_pixels)
+    if bad:
+        skip = {r.path for r, _ in bad}
+        records = [r for r in records if r.path not in skip]
     if not records:
-        raise SystemExit(f"no labelled images found for split {split!r} in {list(data)}")
+        raise DataError(f"no decodable labelled images found for split {split!r} in "
+                        f"{[str(d) for d in data]}")
     res, y, p = evaluate_records(model, card, records, perturbation=perturbation,
-                                 batch_size=batch_size)
+                                 batch_size=batch_size, max_pixels=max_pixels)
     res["split"] = split
     res["model_dir"] = str(model_dir)
+    res["undecodable"] = {"count": len(bad),
+                          "examples": [f"{r.path}: {why}" for r, why in bad[:EXAMPLES]]}
     if plots_dir:
         write_plots(y, p, float(card["threshold"]), plots_dir,
                     title=f"({split}{'' if not perturbation else ', ' + perturbation})")
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(res, indent=2) + "\n")
-    if not quiet:
-        print(format_summary(res))
     return res
 
 
@@ -144,4 +170,8 @@ def format_summary(res: dict) -> str:
         lines.append(row(s, m))
     lines.append(f"threshold {res['threshold']:.4f}, uncertain rate {res['uncertain_rate']:.3f}, "
                  f"perturbation {res.get('perturbation', 'none')}")
+    bad = res.get("undecodable") or {}
+    if bad.get("count"):
+        lines.append(f"left out {bad['count']} undecodable file(s): "
+                     + "; ".join(bad.get("examples", [])))
     return "\n".join(lines)

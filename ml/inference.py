@@ -1,6 +1,6 @@
 """The inference engine used by the Celery workers (TensorFlow is imported lazily).
 
-    engine = Engine.load()                 # once per worker process, after fork
+    engine = Engine.load(max_pixels=settings.DETECTION_MAX_PIXELS)  # once per process, after fork
     pred = engine.predict(image_bytes)     # -> Prediction
     preds = engine.predict_batch([...])
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import WEIGHTS_NAME, calibration, model_version, read_card, resolve_model_dir
-from .preprocess import ImageDecodeError, fit, load_image
+from .preprocess import ImageDecodeError, check_max_pixels, fit, load_image
 
 __all__ = ["Engine", "ImageDecodeError", "Prediction", "compiled_model_fn"]
 
@@ -77,8 +77,9 @@ def _configure_threads(intra: int | None, inter: int | None) -> None:
 class Engine:
     """Loads a model directory once and serves predictions. Create it after forking."""
 
-    def __init__(self, model, card: dict, model_dir: Path):
+    def __init__(self, model, card: dict, model_dir: Path, *, max_pixels: int):
         self._model = model
+        self.max_pixels: int = check_max_pixels(max_pixels)  # larger images: ImageDecodeError
         self.card = card
         self.model_dir = model_dir
         self.name: str = str(card.get("name", model_dir.name))
@@ -93,14 +94,19 @@ class Engine:
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike | None = None, *,
-             intra_threads: int | None = None, inter_threads: int | None = None) -> Engine:
+             intra_threads: int | None = None, inter_threads: int | None = None,
+             max_pixels: int) -> Engine:
+        """Load ``model_dir`` (default: the shipped model). ``max_pixels`` is required: the
+        caller's own limit (the service: ``settings.DETECTION_MAX_PIXELS``; stand-alone tools:
+        ``preprocess.DEFAULT_MAX_PIXELS``); a larger image raises ``ImageDecodeError``."""
+        max_pixels = check_max_pixels(max_pixels)
         _configure_threads(intra_threads, inter_threads)
         from .model import load_model
 
         model_dir = resolve_model_dir(model_dir)
         card = read_card(model_dir)
         model = load_model(model_dir / card.get("weights_file", WEIGHTS_NAME))
-        engine = cls(model, card, model_dir)
+        engine = cls(model, card, model_dir, max_pixels=max_pixels)
         engine._warm_up()
         return engine
 
@@ -122,7 +128,7 @@ class Engine:
         """-> (uint8 (S, S, 3), face_found, face_box)."""
         from .faces import crop_box_for
 
-        img = load_image(image)
+        img = load_image(image, max_pixels=self.max_pixels)
         rgb = np.asarray(img)
         faces = self._detector().detect(rgb)
         face_box = None

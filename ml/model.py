@@ -1,37 +1,71 @@
-"""Keras 3 architectures. Every model takes uint8-valued pixels (S, S, 3) and returns P(fake)."""
+"""The architecture registry and the Keras 3 builders.
+
+Every model takes uint8-valued pixels (S, S, 3) and returns P(fake). Importing this module is
+cheap (no TensorFlow): Keras is imported when a model is built or loaded.
+
+Adding an architecture is one ``register(Architecture(...))`` entry here: its builder, default
+learning rate and input-size rule. The CLI's ``--arch`` choices, ``train`` and the model card
+all read ``ARCHITECTURES``.
+"""
 
 from __future__ import annotations
 
-import keras
-from keras import layers, ops
+from collections.abc import Callable
+from dataclasses import dataclass
 
 
-@keras.saving.register_keras_serializable(package="ml")
-class NeighbourResidual(layers.Layer):
-    """Image minus its 2x nearest-neighbour down- then up-sampled copy, times ``scale``.
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    builder: Callable[[int], object]  # image_size -> keras.Model
+    learning_rate: float  # Adam default when --lr is not given
+    size_multiple: int = 1  # input-size rule: the size must be a multiple of this ...
+    min_size: int = 1  # ... and at least this
+    default_size: int = 128
+    description: str = ""  # one line, shown in the model card
+    baseline: bool = False  # the reference the default model is compared with
 
-    Removes the image content (colour, lighting, "photo style") and keeps the pixel-level
-    neighbour differences where generators and blending leave traces.
-    """
+    def size_problem(self, image_size: int) -> str | None:
+        """Why ``image_size`` does not suit this architecture, or None."""
+        if image_size < self.min_size:
+            return f"{self.name} needs an image size of at least {self.min_size}"
+        if image_size % self.size_multiple:
+            return f"{self.name} needs an image size divisible by {self.size_multiple}"
+        return None
 
-    def __init__(self, scale: float = 4.0, **kwargs):
-        super().__init__(**kwargs)
-        self.scale = float(scale)
+    def check_image_size(self, image_size: int) -> None:
+        problem = self.size_problem(int(image_size))
+        if problem:
+            raise ValueError(f"{problem} (got {image_size})")
 
-    def call(self, x):
-        down = x[:, ::2, ::2, :]
-        up = ops.repeat(ops.repeat(down, 2, axis=1), 2, axis=2)
-        up = up[:, : ops.shape(x)[1], : ops.shape(x)[2], :]
-        return (x - up) * self.scale
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
+ARCHITECTURES: dict[str, Architecture] = {}
 
-    def get_config(self):
-        return {**super().get_config(), "scale": self.scale}
+
+def register(arch: Architecture) -> Architecture:
+    ARCHITECTURES[arch.name] = arch
+    return arch
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown architecture {name!r}; choose from {sorted(ARCHITECTURES)}"
+        ) from None
+
+
+def baseline_architecture() -> Architecture | None:
+    return next((a for a in ARCHITECTURES.values() if a.baseline), None)
+
+
+# ----------------------------------------------------------------------------- builders
 
 
 def _conv_bn(x, filters, kernel=3, strides=1, name=None):
+    from keras import layers
+
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
                       name=None if name is None else name + "_conv")(x)
     x = layers.BatchNormalization(name=None if name is None else name + "_bn")(x)
@@ -44,6 +78,11 @@ def build_nprnet(image_size: int = 128, widths=(24, 48, 96, 128), dropout: float
     stem 4x4/2 -> [3x3 conv, 3x3/2 conv] per stage -> global average + max pooling -> dense.
     About 0.2 GFLOP per 128 px image, ~0.4 M parameters.
     """
+    import keras
+    from keras import layers
+
+    from .layers import NeighbourResidual
+
     inp = keras.Input((image_size, image_size, 3), name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inp)
     x = NeighbourResidual(4.0, name="residual")(x)
@@ -65,6 +104,9 @@ def build_nprnet(image_size: int = 128, widths=(24, 48, 96, 128), dropout: float
 def build_seed002(image_size: int = 128):
     """The seed-002 student network: 3x (5x5 conv 64 + max pool), 3 dilated 3x3 convs
     (32/16/16, rate 2), global pooling, dense 400/512/400 with dropout 0.5, sigmoid."""
+    import keras
+    from keras import layers
+
     inp = keras.Input((image_size, image_size, 3), name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inp)
     for i in range(3):
@@ -81,21 +123,37 @@ def build_seed002(image_size: int = 128):
     return keras.Model(inp, out, name="seed002")
 
 
-ARCHITECTURES = {
-    "nprnet": build_nprnet,
-    "seed002": build_seed002,
-}
+# ----------------------------------------------------------------------------- the registry
+
+register(Architecture(
+    "nprnet", build_nprnet, learning_rate=2e-3, size_multiple=16, min_size=16,
+    description="neighbour-pixel-residual CNN: the image minus its 2x down/up-sampled copy, "
+                "then a small all-conv batch-norm network",
+))
+register(Architecture(
+    "seed002", build_seed002, learning_rate=1e-4, min_size=36, baseline=True,
+    description="the seed-002 student network: 3 conv + pool, 3 dilated convs, 3 dense layers",
+))
 DEFAULT_ARCH = "nprnet"
-DEFAULT_LR = {"nprnet": 2e-3, "seed002": 1e-4}
 
 
 def build_model(arch: str, image_size: int):
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
-    if arch == "nprnet" and image_size % 16:
-        raise ValueError("nprnet needs an image size divisible by 16")
-    return ARCHITECTURES[arch](image_size)
+    spec = get_architecture(arch)
+    spec.check_image_size(image_size)
+    return spec.builder(int(image_size))
 
 
 def load_model(path):
+    import keras
+
+    from . import layers  # noqa: F401 - registers the custom layers before deserialising
+
     return keras.saving.load_model(path, compile=False)
+
+
+def __getattr__(name):  # saved models name "ml.model" as the module of NeighbourResidual
+    if name == "NeighbourResidual":
+        from .layers import NeighbourResidual
+
+        return NeighbourResidual
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,17 +10,21 @@ network (tf.data at training, the engine at inference) feeds exactly the same ui
 from __future__ import annotations
 
 import io
+import operator
 import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# Decompression-bomb guard: 40 megapixels is above any real upload of a face photo (a 50 MP
-# camera is rare); Pillow raises DecompressionBombError above 2x this bound and warns above it,
-# and we refuse anything above the bound ourselves.
-MAX_IMAGE_PIXELS = 40_000_000
-Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+# Decompression-bomb guard. The limit is a parameter of every decoding function (and of
+# ``Engine.load``): the web service passes its own setting (DETECTION_MAX_PIXELS). This constant
+# is only the default for stand-alone use (the CLI's ``--max-pixels``, training, evaluation).
+# 40 megapixels is above any real upload of a face photo. Pillow's own global bound
+# (``Image.MAX_IMAGE_PIXELS``) is left as it is: we check the size from the header ourselves,
+# before any pixel is decoded, so the effective limit is the smaller of ``max_pixels`` and
+# Pillow's (an error above 2 x ~89 MP).
+DEFAULT_MAX_PIXELS = 40_000_000
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -29,8 +33,23 @@ class ImageDecodeError(ValueError):
     """The input is not an image we can read (message is fit to show to a person)."""
 
 
-def load_image(image) -> Image.Image:
-    """Decode bytes / a path / a PIL image into an RGB PIL image with EXIF orientation applied."""
+def check_max_pixels(max_pixels) -> int:
+    """``max_pixels`` as a positive int, or ValueError (a configuration mistake, not bad input)."""
+    try:
+        n = operator.index(max_pixels)
+    except TypeError:
+        n = 0
+    if isinstance(max_pixels, bool) or n < 1:
+        raise ValueError(f"max_pixels must be a positive integer, not {max_pixels!r}")
+    return n
+
+
+def load_image(image, *, max_pixels: int) -> Image.Image:
+    """Decode bytes / a path / a PIL image into an RGB PIL image with EXIF orientation applied.
+
+    Anything with more than ``max_pixels`` pixels is refused from its header, before decoding.
+    """
+    max_pixels = check_max_pixels(max_pixels)
     if isinstance(image, Image.Image):
         img = image
         opened = False
@@ -51,15 +70,18 @@ def load_image(image) -> Image.Image:
             raise ImageDecodeError(
                 "This file is not a readable image; upload a JPEG, PNG or WebP picture."
             ) from exc
-        except Image.DecompressionBombError as exc:
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            # Pillow's own bound (the warning only where warnings are errors)
             raise ImageDecodeError("The image is too large (too many pixels).") from exc
         except OSError as exc:
             raise ImageDecodeError(f"The image could not be read: {exc}") from exc
         opened = True
     w, h = img.size
-    if w * h > MAX_IMAGE_PIXELS:
+    if w * h > max_pixels:
+        if opened:
+            img.close()
         raise ImageDecodeError(
-            f"The image is too large ({w}x{h} pixels; at most {MAX_IMAGE_PIXELS:,} allowed)."
+            f"The image is too large ({w}x{h} pixels; at most {max_pixels:,} allowed)."
         )
     if w < 1 or h < 1:
         raise ImageDecodeError("The image has no pixels.")
@@ -75,7 +97,7 @@ def load_image(image) -> Image.Image:
                 img = bg
             else:
                 img = img.convert("RGB")
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError("The image is too large (too many pixels).") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageDecodeError(f"The image is damaged or truncated: {exc}") from exc
@@ -100,18 +122,16 @@ def fit(img: Image.Image, size: int) -> np.ndarray:
     return arr
 
 
-def prepare(image, size: int) -> np.ndarray:
+def prepare(image, size: int, *, max_pixels: int) -> np.ndarray:
     """THE preprocessing function: any input -> uint8 (size, size, 3), used everywhere."""
-    return fit(load_image(image), size)
+    return fit(load_image(image, max_pixels=max_pixels), size)
 
 
-def prepare_path(path: bytes | str, size: int) -> np.ndarray:
-    """``prepare`` for tf.data (paths come as bytes); undecodable files become a grey image."""
+def prepare_path(path: bytes | str, size: int, max_pixels: int) -> np.ndarray:
+    """``prepare`` for tf.data (paths come as bytes). Raises ``ImageDecodeError``: callers check
+    their files first (``data.find_undecodable``) rather than feed a stand-in image."""
     p = path.decode() if isinstance(path, bytes) else path
-    try:
-        return prepare(p, int(size))
-    except ImageDecodeError:
-        return np.full((int(size), int(size), 3), 127, np.uint8)
+    return prepare(p, int(size), max_pixels=int(max_pixels))
 
 
 # --- perturbations used by the robustness evaluation (not augmentation: fixed, deterministic) ---

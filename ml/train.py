@@ -1,4 +1,12 @@
-"""Training: fit on `train`, early-stop/calibrate/threshold on `val`, report on `test`."""
+"""Training: fit on `train`, early-stop/calibrate/threshold on `val`, report on `test`.
+
+``train`` runs four steps, each usable on its own: ``prepare_data`` (discover, check that every
+file decodes, split), ``fit_model`` (fit, keep the best epoch, save the weights),
+``calibrate`` (Platt scaling, threshold and uncertain band on val) and ``write_model_card``
+(val/test/robustness metrics, plots, card.json + card.md). Library code returns values or
+raises (``DataError``, ``UndecodableImagesError``, ``ValueError`` for bad options); only the CLI
+prints or exits.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +16,35 @@ import math
 import os
 import platform
 import shutil
-import sys
 import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from . import CARD_JSON, PACKAGE_VERSION, WEIGHTS_NAME, calibration, model_version
 from .augment import AugmentConfig
-from .card import write_card
-from .data import discover, select, summarize
+from .card import data_licence_note, write_card
+from .data import (
+    DataError,
+    Record,
+    UndecodableImagesError,
+    discover,
+    find_undecodable,
+    select,
+    summarize,
+)
 from .faces import FACE_MARGIN, SMALL_FACE_FRACTION
+from .model import DEFAULT_ARCH, get_architecture
+from .preprocess import DEFAULT_MAX_PIXELS, check_max_pixels
 
-SPLIT_RULE = ("folder names train/val/test where present (faces128: fixed split by hash of the "
-              "file name, ~75/10/15 %); otherwise sha1(file name) -> 75/10/15 %")
+SPLIT_RULE = ("folder names train/val/test where present (the data set's own split); "
+              "otherwise sha1(file name) -> 75/10/15 %")
+MAX_UNDECODABLE_SHARE = 0.01  # default: more than 1 % undecodable files stops training
+EXAMPLES = 5  # undecodable paths named in errors and in the card
+ROBUSTNESS = ("jpeg70", "half")
 
 
 def sha256_file(path) -> str:
@@ -34,7 +57,9 @@ def sha256_file(path) -> str:
 
 def inference_note() -> str:
     return (
-        "The engine (ml.inference.Engine) decodes JPEG/PNG/WebP only (Pillow, at most 40 MP), "
+        "The engine (ml.inference.Engine) decodes JPEG/PNG/WebP only (Pillow), refusing any "
+        "image above the pixel limit it was loaded with (Engine.load(max_pixels=...); the "
+        "service passes its DETECTION_MAX_PIXELS setting), "
         "applies EXIF orientation, converts to RGB, then looks for a frontal face with OpenCV's "
         f"Haar cascade. It crops only when the largest face is small (face width < "
         f"{SMALL_FACE_FRACTION} x the shorter image side): a square of {FACE_MARGIN} x the face "
@@ -49,44 +74,157 @@ def inference_note() -> str:
     )
 
 
-def train(data_roots, out_dir, *, arch="nprnet", epochs=30, image_size=128, batch_size=32,
-          learning_rate=None, patience=4, max_minutes=None, exclude_sources=(),
-          augment: AugmentConfig | None = None, seed=1234, uncertain_width=None,
-          robustness=True, plots=True, name=None, command=None, verbose=None) -> dict:
+def hardware_note() -> str:
     import keras
     import tensorflow as tf
 
-    from .evaluate import evaluate_records, raw_probabilities, write_plots
-    from .model import DEFAULT_LR, build_model, load_model
+    gpus = tf.config.list_physical_devices("GPU")
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores visible"
+            f"{f', {len(gpus)} GPU(s)' if gpus else ''}, "
+            f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
 
-    augment = augment if augment is not None else AugmentConfig()
-    uncertain_width = (calibration.DEFAULT_UNCERTAIN_WIDTH if uncertain_width is None
-                       else uncertain_width)
-    lr = learning_rate or DEFAULT_LR.get(arch, 1e-3)
+
+# ----------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training option. ``None`` for ``image_size`` / ``learning_rate`` means the
+    architecture's default (``ml.model.ARCHITECTURES``); ``resolved()`` fills them in."""
+
+    arch: str = DEFAULT_ARCH
+    epochs: int = 30
+    image_size: int | None = None
+    batch_size: int = 32
+    learning_rate: float | None = None
+    patience: int = 4
+    max_minutes: float | None = None
+    exclude_sources: tuple[str, ...] = ()
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 1234
+    uncertain_width: float | None = None  # None: calibration.DEFAULT_UNCERTAIN_WIDTH
+    robustness: bool = True
+    plots: bool = True
+    name: str | None = None
+    command: str | None = None
+    max_undecodable_share: float = MAX_UNDECODABLE_SHARE
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    verbose: int = 0  # Keras fit progress: 0 silent, 1 bar, 2 a line per epoch
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the architecture defaults filled in; ValueError for bad options."""
+        spec = get_architecture(self.arch)
+        size = int(self.image_size or spec.default_size)
+        spec.check_image_size(size)
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ValueError("epochs, batch size and patience must be at least 1")
+        if not 0.0 <= self.max_undecodable_share <= 1.0:
+            raise ValueError("the allowed share of undecodable images must be within 0..1, "
+                             f"not {self.max_undecodable_share}")
+        width = (calibration.DEFAULT_UNCERTAIN_WIDTH if self.uncertain_width is None
+                 else float(self.uncertain_width))
+        if width < 0:
+            raise ValueError(f"uncertain width must be >= 0, not {width}")
+        return replace(self, image_size=size, uncertain_width=width,
+                       learning_rate=float(self.learning_rate or spec.learning_rate),
+                       exclude_sources=tuple(self.exclude_sources),
+                       augment=self.augment if self.augment is not None else AugmentConfig(),
+                       max_pixels=check_max_pixels(self.max_pixels))
+
+
+# ----------------------------------------------------------------------------- 1. data
+
+
+@dataclass
+class PreparedData:
+    records: list[Record]  # every decodable record in use, all splits
+    train: list[Record]
+    val: list[Record]
+    test: list[Record]
+    undecodable: list[tuple[Record, str]]  # (record, reason), left out of every split
+    found: int  # labelled files discovered, decodable or not
+
+    def undecodable_report(self, max_share: float) -> dict:
+        n = len(self.undecodable)
+        return {
+            "count": n,
+            "of": self.found,
+            "share": n / self.found if self.found else 0.0,
+            "max_share": max_share,
+            "per_split": dict(sorted(Counter(r.split for r, _ in self.undecodable).items())),
+            "examples": [f"{r.path}: {why}" for r, why in self.undecodable[:EXAMPLES]],
+            "action": "left out of train, val and test",
+        }
+
+
+def prepare_data(data_roots, *, exclude_sources=(), max_pixels: int = DEFAULT_MAX_PIXELS,
+                 max_undecodable_share: float = MAX_UNDECODABLE_SHARE) -> PreparedData:
+    """Discover labelled images, decode each once and split them.
+
+    Files that do not decode are left out (and listed in the result) as long as they are at most
+    ``max_undecodable_share`` of all files found; above that ``UndecodableImagesError``.
+    ``DataError`` when train or val is empty or train lacks one of the classes.
+    """
+    records = discover(data_roots, exclude_sources=exclude_sources)
+    if not records:
+        raise DataError(f"no labelled images found in {[str(d) for d in data_roots]}")
+    bad = find_undecodable(records, max_pixels=max_pixels)
+    share = len(bad) / len(records)
+    if share > max_undecodable_share:
+        names = "; ".join(f"{r.path} ({why})" for r, why in bad[:EXAMPLES])
+        more = f" and {len(bad) - EXAMPLES} more" if len(bad) > EXAMPLES else ""
+        raise UndecodableImagesError(
+            f"{len(bad)} of {len(records)} images ({share:.1%}) cannot be decoded, more than "
+            f"the allowed {max_undecodable_share:.1%}: {names}{more}",
+            count=len(bad), total=len(records), examples=[r.path for r, _ in bad[:EXAMPLES]])
+    skip = {r.path for r, _ in bad}
+    kept = [r for r in records if r.path not in skip]
+    tr, va, te = (select(kept, s) for s in ("train", "val", "test"))
+    if not tr or not va:
+        raise DataError(f"need train and val images; found train={len(tr)} val={len(va)}")
+    if len({r.label for r in tr}) < 2:
+        raise DataError("training data must contain both real and fake images")
+    return PreparedData(records=kept, train=tr, val=va, test=te, undecodable=bad,
+                        found=len(records))
+
+
+# ----------------------------------------------------------------------------- 2. fit
+
+
+@dataclass
+class FitResult:
+    model: object  # the keras.Model loaded back from the saved weights file
+    weights_path: Path
+    history: dict[str, list[float]]
+    best_epoch: int
+    stopped_by: str
+    train_seconds: float
+
+
+def fit_model(data: PreparedData, config: TrainConfig, out_dir) -> FitResult:
+    """Fit on train with early stopping on val loss (best weights kept), save the weights
+    (no optimizer state) atomically to ``out_dir`` and load them back."""
+    import keras
+
+    from .data import make_dataset
+    from .model import build_model, load_model
+
+    cfg = config.resolved()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(seed)
-
-    records = discover(data_roots, exclude_sources=exclude_sources)
-    tr, va, te = (select(records, s) for s in ("train", "val", "test"))
-    if not tr or not va:
-        raise SystemExit(f"need train and val images; found train={len(tr)} val={len(va)}")
-    if len({r.label for r in tr}) < 2:
-        raise SystemExit("training data must contain both real and fake images")
-    print(f"data: train {len(tr)}, val {len(va)}, test {len(te)} images from "
-          f"{len({r.source for r in records})} source(s)", flush=True)
-
-    model = build_model(arch, image_size)
+    keras.utils.set_random_seed(cfg.seed)
+    lr = cfg.learning_rate
+    model = build_model(cfg.arch, cfg.image_size)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy",
                   metrics=[keras.metrics.AUC(name="auc"), "accuracy"])
-    from .data import make_dataset
-
-    ds_tr = make_dataset(tr, image_size, batch_size=batch_size, training=True,
-                         augment_config=augment, seed=seed)
-    ds_va = make_dataset(va, image_size, batch_size=64)
+    ds_tr = make_dataset(data.train, cfg.image_size, max_pixels=cfg.max_pixels,
+                         batch_size=cfg.batch_size, training=True, augment_config=cfg.augment,
+                         seed=cfg.seed)
+    ds_va = make_dataset(data.val, cfg.image_size, max_pixels=cfg.max_pixels, batch_size=64)
 
     state = {"best": math.inf, "best_epoch": 0, "weights": None, "stopped_by": "epochs"}
     t_start = time.time()
+    patience, max_minutes = cfg.patience, cfg.max_minutes
 
     class Guard(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -102,90 +240,168 @@ def train(data_roots, out_dir, *, arch="nprnet", epochs=30, image_size=128, batc
 
     callbacks = [Guard(), keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5,
                                                             patience=1, min_lr=lr / 32)]
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2
-    hist = model.fit(ds_tr, validation_data=ds_va, epochs=epochs, callbacks=callbacks,
-                     verbose=verbose, shuffle=False)  # tf.data shuffles already
+    hist = model.fit(ds_tr, validation_data=ds_va, epochs=cfg.epochs, callbacks=callbacks,
+                     verbose=cfg.verbose, shuffle=False)  # tf.data shuffles already
     train_seconds = time.time() - t_start
     if state["weights"] is not None:
         model.set_weights(state["weights"])
 
     weights = out_dir / WEIGHTS_NAME
     tmp = out_dir / (WEIGHTS_NAME + ".tmp.keras")
-    bare = build_model(arch, image_size)  # uncompiled twin: no optimizer state in the file
+    bare = build_model(cfg.arch, cfg.image_size)  # uncompiled twin: no optimizer state
     bare.set_weights(model.get_weights())
     bare.save(tmp)
     os.replace(tmp, weights)
-    model = load_model(weights)  # evaluate exactly what was saved
+    return FitResult(
+        model=load_model(weights),  # evaluate exactly what was saved
+        weights_path=weights,
+        history={k: [round(float(v), 5) for v in vals] for k, vals in hist.history.items()},
+        best_epoch=state["best_epoch"],
+        stopped_by=state["stopped_by"],
+        train_seconds=train_seconds,
+    )
 
-    # calibration, threshold and band on val
-    raw_va = raw_probabilities(model, va, image_size)
-    y_va = np.array([r.label for r in va])
-    calib = calibration.fit_platt(raw_va, y_va)
-    p_va = calibration.apply(raw_va, calib)
-    thr = calibration.choose_threshold(p_va, y_va)
+
+# ----------------------------------------------------------------------------- 3. calibrate
+
+
+def calibrate(model, val_records, image_size: int, *,
+              uncertain_width: float = calibration.DEFAULT_UNCERTAIN_WIDTH,
+              max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+    """Platt scaling, decision threshold and uncertain band, all chosen on the val split.
+
+    Returns the card fields: calibration, threshold, uncertain_low/high, uncertain_rule.
+    """
+    from .evaluate import raw_probabilities
+
+    raw = raw_probabilities(model, val_records, image_size, max_pixels=max_pixels)
+    y = np.array([r.label for r in val_records])
+    calib = calibration.fit_platt(raw, y)
+    thr = calibration.choose_threshold(calibration.apply(raw, calib), y)
     low, high = calibration.uncertain_band(thr, uncertain_width)
-
-    created = _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
-    card = {
-        "name": name or f"deepfake-{arch}",
-        "architecture": arch,
-        "image_size": int(image_size),
-        "parameters": int(model.count_params()),
-        "created": created,
-        "package_version": PACKAGE_VERSION,
-        "weights_file": WEIGHTS_NAME,
-        "weights_sha256": sha256_file(weights),
-        "weights_bytes": weights.stat().st_size,
-        "output": "P(fake), calibrated",
+    return {
         "calibration": calib,
         "threshold": thr,
         "uncertain_low": low,
         "uncertain_high": high,
         "uncertain_rule": f"uncertain when |P(fake) - threshold| <= {uncertain_width} "
                           "(band clipped to [0.01, 0.99])",
-        "reproduce_command": command or "",
+    }
+
+
+# ----------------------------------------------------------------------------- 4. card
+
+
+def build_card(config: TrainConfig, data_roots, data: PreparedData, fit: FitResult,
+               calibrated: dict, *, hardware: str | None = None) -> dict:
+    """The card.json fields known after training (metrics are added by write_model_card)."""
+    cfg = config.resolved()
+    weights = Path(fit.weights_path)
+    roots = [str(d) for d in data_roots]
+    card = {
+        "name": cfg.name or f"deepfake-{cfg.arch}",
+        "architecture": cfg.arch,
+        "image_size": int(cfg.image_size),
+        "parameters": int(fit.model.count_params()),
+        "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "package_version": PACKAGE_VERSION,
+        "weights_file": weights.name,
+        "weights_sha256": sha256_file(weights),
+        "weights_bytes": weights.stat().st_size,
+        "output": "P(fake), calibrated",
+        **calibrated,
+        "reproduce_command": cfg.command or "",
         "training": {
-            "data_roots": [str(d) for d in data_roots],
-            "exclude_sources": list(exclude_sources),
+            "data_roots": roots,
+            "exclude_sources": list(cfg.exclude_sources),
             "split_rule": SPLIT_RULE,
-            "counts": summarize(records),
-            "epochs_max": int(epochs),
-            "epochs_run": len(hist.history.get("loss", [])),
-            "best_epoch": state["best_epoch"],
-            "stopped_by": state["stopped_by"],
-            "train_seconds": round(train_seconds, 1),
-            "learning_rate": lr,
-            "batch_size": batch_size,
-            "patience": patience,
-            "max_minutes": max_minutes,
-            "seed": seed,
-            "augmentation": augment.as_dict(),
-            "history": {k: [round(float(v), 5) for v in vals]
-                        for k, vals in hist.history.items()},
-            "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores visible, "
-                        f"TensorFlow {tf.__version__}, Keras {keras.__version__}",
+            "counts": summarize(data.records),
+            "undecodable": data.undecodable_report(cfg.max_undecodable_share),
+            "max_pixels": cfg.max_pixels,
+            "epochs_max": int(cfg.epochs),
+            "epochs_run": len(fit.history.get("loss", [])),
+            "best_epoch": fit.best_epoch,
+            "stopped_by": fit.stopped_by,
+            "train_seconds": round(fit.train_seconds, 1),
+            "learning_rate": cfg.learning_rate,
+            "batch_size": cfg.batch_size,
+            "patience": cfg.patience,
+            "max_minutes": cfg.max_minutes,
+            "seed": cfg.seed,
+            "augmentation": cfg.augment.as_dict(),
+            "history": fit.history,
+            "hardware": hardware if hardware is not None else hardware_note(),
         },
         "inference_note": inference_note(),
+        "data_licence": data_licence_note(roots),
     }
     card["version"] = model_version(card)
-    val_res, _, _ = evaluate_records(model, card, va)
-    card["val_metrics"] = val_res
+    return card
+
+
+def write_model_card(out_dir, card: dict, model, data: PreparedData, *,
+                     robustness: bool = True, plots: bool = True,
+                     max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+    """Add val, test and robustness metrics to ``card``, write plots and card.json/card.md into
+    ``out_dir`` (card first written without the test figures, so a crash leaves a usable
+    card), remove temporary files; returns the card."""
+    from .evaluate import evaluate_records, write_plots
+
+    out_dir = Path(out_dir)
+    card["val_metrics"], _, _ = evaluate_records(model, card, data.val, max_pixels=max_pixels)
     write_card(out_dir, card)
-    if te:
-        test_res, y_te, p_te = evaluate_records(model, card, te)
+    if data.test:
+        test_res, y_te, p_te = evaluate_records(model, card, data.test, max_pixels=max_pixels)
         card["test_metrics"] = test_res
         if plots:
-            write_plots(y_te, p_te, thr, out_dir / "plots", title="(test)")
+            write_plots(y_te, p_te, float(card["threshold"]), out_dir / "plots",
+                        title="(test)")
         if robustness:
             card["robustness"] = {}
-            for kind in ("jpeg70", "half"):
-                r, _, _ = evaluate_records(model, card, te, perturbation=kind)
+            for kind in ROBUSTNESS:
+                r, _, _ = evaluate_records(model, card, data.test, perturbation=kind,
+                                           max_pixels=max_pixels)
                 r["auc_drop"] = test_res["roc_auc"] - r["roc_auc"]
                 card["robustness"][kind] = r
     write_card(out_dir, card)
     for leftover in out_dir.glob("*.tmp.keras"):
         leftover.unlink()
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-    print(f"wrote {out_dir / CARD_JSON}; train {train_seconds / 60:.1f} min", flush=True)
+    return card
+
+
+# ----------------------------------------------------------------------------- all four
+
+
+def train(data_roots, out_dir, config: TrainConfig | None = None, *,
+          progress: Callable[[str], None] | None = None, **options) -> dict:
+    """Train a model directory (model.keras, card.json, card.md, plots/) and return its card.
+
+    ``config`` and/or keyword ``options`` (the ``TrainConfig`` fields, e.g. ``arch``,
+    ``epochs``, ``image_size``, ``max_undecodable_share``) set the options; ``progress``, when
+    given, receives a line of text at each step.
+    """
+    cfg = replace(config or TrainConfig(), **options).resolved()
+    say = progress or (lambda _line: None)
+
+    data = prepare_data(data_roots, exclude_sources=cfg.exclude_sources,
+                        max_pixels=cfg.max_pixels,
+                        max_undecodable_share=cfg.max_undecodable_share)
+    say(f"data: train {len(data.train)}, val {len(data.val)}, test {len(data.test)} images "
+        f"from {len({r.source for r in data.records})} source(s)")
+    if data.undecodable:
+        report = data.undecodable_report(cfg.max_undecodable_share)
+        say(f"left out {report['count']} undecodable file(s) of {report['of']}: "
+            + "; ".join(report["examples"]))
+    say(f"fitting {cfg.arch} at {cfg.image_size} px, lr {cfg.learning_rate}, "
+        f"at most {cfg.epochs} epochs")
+    fit = fit_model(data, cfg, out_dir)
+    say(f"fitted: {len(fit.history.get('loss', []))} epochs in {fit.train_seconds / 60:.1f} "
+        f"min, best epoch {fit.best_epoch}, stopped by {fit.stopped_by}")
+    calibrated = calibrate(fit.model, data.val, cfg.image_size,
+                           uncertain_width=cfg.uncertain_width, max_pixels=cfg.max_pixels)
+    card = build_card(cfg, data_roots, data, fit, calibrated)
+    card = write_model_card(out_dir, card, fit.model, data, robustness=cfg.robustness,
+                            plots=cfg.plots, max_pixels=cfg.max_pixels)
+    say(f"wrote {Path(out_dir) / CARD_JSON}")
     return card

@@ -16,7 +16,11 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from detection.models import WORKER_HEARTBEAT_SECONDS
-from detection.worker.heartbeat import worker_heartbeat_beat, worker_heartbeat_delete
+from detection.worker.heartbeat import (
+    worker_heartbeat_beat,
+    worker_heartbeat_delete,
+    worker_heartbeat_delete_dead,
+)
 
 if TYPE_CHECKING:
     from ml.inference import Engine
@@ -40,6 +44,8 @@ def engine_get() -> Engine:
                     settings.ML_MODEL_DIR or None,
                     intra_threads=settings.ML_INTRA_OP_THREADS,
                     inter_threads=settings.ML_INTER_OP_THREADS,
+                    # One pixel limit for the upload gate and the model's decoder.
+                    max_pixels=settings.DETECTION_MAX_PIXELS,
                 )
                 logger.info("Model loaded: %s %s", _engine.name, _engine.version)
     return _engine
@@ -53,6 +59,7 @@ def _heartbeat_loop() -> None:
                 model_name=engine.name if engine else "",
                 model_version=engine.version if engine else "",
             )
+            worker_heartbeat_delete_dead()
         except Exception:  # a database blip must not kill the worker; the next beat retries
             logger.warning("Heartbeat failed", exc_info=True)
         finally:

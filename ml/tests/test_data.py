@@ -70,14 +70,16 @@ def test_preprocess_same_at_train_and_inference(mixed_tree, tmp_path):
     from ml.data import make_dataset
     from ml.preprocess import fit, load_image
 
+    limit = preprocess.DEFAULT_MAX_PIXELS
     recs = data.discover([mixed_tree])
-    ds = make_dataset(recs, 32, batch_size=64, training=False)
+    ds = make_dataset(recs, 32, max_pixels=limit, batch_size=64, training=False)
     batch = next(iter(ds))[0].numpy()
     for i, r in enumerate(recs):
-        direct = preprocess.prepare(r.path, 32)
+        direct = preprocess.prepare(r.path, 32, max_pixels=limit)
         assert batch[i].shape == (32, 32, 3)
         np.testing.assert_array_equal(batch[i], direct)
-        np.testing.assert_array_equal(fit(load_image(open(r.path, "rb").read()), 32), direct)
+        raw = open(r.path, "rb").read()
+        np.testing.assert_array_equal(fit(load_image(raw, max_pixels=limit), 32), direct)
 
 
 def test_exif_orientation_applied(tmp_path):
@@ -88,7 +90,7 @@ def test_exif_orientation_applied(tmp_path):
     exif[0x0112] = 6  # rotate 90 CW when displayed
     p = tmp_path / "rot.jpg"
     img.save(p, exif=exif)
-    assert preprocess.load_image(p).size == (30, 60)
+    assert preprocess.load_image(p, max_pixels=10_000).size == (30, 60)
 
 
 def test_augmentation_changes_pixels_keeps_shape():
@@ -119,6 +121,7 @@ def test_perturbations_keep_shape():
 
 def test_import_ml_does_not_load_tensorflow():
     code = ("import sys, ml, ml.inference, ml.preprocess, ml.data, ml.faces, ml.calibration, "
-            "ml.metrics, ml.card, ml.evaluate; "
+            "ml.metrics, ml.card, ml.evaluate, ml.model, ml.train, ml.__main__; "
+            "ml.__main__.build_parser(); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF loaded'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.skipif(not (DEFAULT_MODEL_DIR / "card.json").is_file(),
 @pytest.fixture(scope="module")
 def engine():
     from ml.inference import Engine
+    from ml.preprocess import DEFAULT_MAX_PIXELS
 
-    return Engine.load(intra_threads=2, inter_threads=1)
+    return Engine.load(intra_threads=2, inter_threads=1, max_pixels=DEFAULT_MAX_PIXELS)
 
 
 def test_engine_metadata(engine):
@@ -68,7 +69,7 @@ def test_junk_raises_decode_error(engine):
     assert issubclass(ImageDecodeError, ValueError)
 
 
-@pytest.mark.parametrize("side", [7000, 9500])  # 49 MP (above our bound), 90 MP (Pillow bomb)
+@pytest.mark.parametrize("side", [7000, 14000])  # 49 MP (above our bound), 196 MP (Pillow's)
 def test_decompression_bomb_refused(engine, side):
     from ml.inference import ImageDecodeError
 
@@ -77,6 +78,27 @@ def test_decompression_bomb_refused(engine, side):
     assert len(buf.getvalue()) < 200_000  # tiny file, huge image
     with pytest.raises(ImageDecodeError, match="too large"):
         engine.predict(buf.getvalue())
+
+
+def test_pixel_limit_is_the_callers():
+    """The limit is whatever Engine.load was given (the service passes its own setting)."""
+    from ml.inference import Engine, ImageDecodeError
+
+    image = jpeg_bytes(make_image(3, size=(120, 100)))  # 12,000 pixels
+    small = Engine.load(max_pixels=10_000)
+    assert small.max_pixels == 10_000
+    with pytest.raises(ImageDecodeError, match="too large"):
+        small.predict(image)
+    with pytest.raises(ImageDecodeError, match="too large"):
+        small.predict(make_image(3, size=(120, 100)))  # a PIL image is checked too
+    large = Engine.load(max_pixels=12_000)
+    assert large.max_pixels == 12_000
+    assert 0.0 <= large.predict(image).fake_probability <= 1.0
+    for bad in (0, -5, None, "40000000", 1.5, True):
+        with pytest.raises((ValueError, TypeError)):
+            Engine.load(max_pixels=bad)
+    with pytest.raises(TypeError):
+        Engine.load()  # no silent default: the caller states its limit
 
 
 def test_crop_rule_only_for_small_faces():
