@@ -139,6 +139,10 @@ CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", d
 # long inference does not keep queued work away from idle workers.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=1)
+# How long a new pool child may take to report in. Each child loads TensorFlow and the model first
+# (8-17 s on 2 busy cores); with Celery's default of 4 s every replacement child was killed before
+# it was up, in a loop, after the first one died.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", default=120.0)
 # The queue tasks go to and workers read; the end-to-end tests use one per run, so messages left
 # over from an earlier run never reach their worker.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")

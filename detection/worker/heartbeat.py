@@ -26,6 +26,32 @@ def worker_heartbeat_beat(*, model_name: str = "", model_version: str = "") -> N
     )
 
 
+def worker_heartbeat_delete_dead() -> int:
+    """Remove the rows of this host's processes that are gone (a child killed with SIGKILL never
+    runs its shutdown hook), so /health/ stops counting them at once rather than after they go
+    stale. Returns how many were removed."""
+    hostname = socket.gethostname()
+    dead = [
+        pid
+        for pid in WorkerHeartbeat.objects.filter(hostname=hostname).values_list("pid", flat=True)
+        if not _process_alive(pid)
+    ]
+    if not dead:
+        return 0
+    deleted, _ = WorkerHeartbeat.objects.filter(hostname=hostname, pid__in=dead).delete()
+    return deleted
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process with that pid: not ours to judge
+    return True
+
+
 def worker_heartbeat_delete(*, hostname: str | None = None, pid: int | None = None) -> int:
     """Remove a process's row (this one by default), so /health/ stops counting it at once."""
     deleted, _ = WorkerHeartbeat.objects.filter(
