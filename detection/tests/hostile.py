@@ -118,6 +118,24 @@ def jpeg_with_metadata(orientation: int = 6, size: tuple[int, int] = (40, 20)) -
     return jpeg_segment_insert(data, 0xED, iptc_segment())
 
 
+def jpeg_with_exif_thumbnail(size: tuple[int, int] = (40, 20)) -> bytes:
+    """A JPEG whose EXIF (APP1) holds a thumbnail: a whole JPEG, with its own SOS and EOI.
+
+    Written by hand (Pillow writes no thumbnails): a little-endian TIFF header, an empty IFD0,
+    and an IFD1 pointing at the thumbnail's bytes, as cameras lay it out.
+    """
+    thumbnail = encode(two_colour((8, 4)), "JPEG", quality=80)
+    ifd1 = 8 + 6  # after the TIFF header and an IFD0 of no entries (count, next-IFD offset)
+    thumbnail_at = ifd1 + 2 + 2 * 12 + 4
+    tiff = b"II*\x00" + struct.pack("<I", 8)
+    tiff += struct.pack("<HI", 0, ifd1)
+    tiff += struct.pack("<H", 2)
+    tiff += struct.pack("<HHII", 0x0201, 4, 1, thumbnail_at)  # JPEGInterchangeFormat
+    tiff += struct.pack("<HHII", 0x0202, 4, 1, len(thumbnail))  # ...Length
+    tiff += struct.pack("<I", 0) + thumbnail
+    return jpeg_segment_insert(jpeg(size), 0xE1, b"Exif\x00\x00" + tiff)
+
+
 def png_with_metadata() -> bytes:
     info = PngInfo()
     info.add_text("Author", "secret-png-author")

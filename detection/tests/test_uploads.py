@@ -324,7 +324,7 @@ def test_a_png_html_polyglot_comes_out_as_a_plain_png():
     img = reopen(clean.content, "PNG")
     assert img.size == (40, 20)
     assert img.getpixel((0, 0)) == (220, 20, 20)
-    assert clean.removed_metadata == ("PNG text chunks",)
+    assert clean.removed_metadata == ("PNG text chunks", "appended data")
 
 
 def test_a_jpeg_with_a_zip_and_html_appended_comes_out_without_them():
@@ -336,6 +336,43 @@ def test_a_jpeg_with_a_zip_and_html_appended_comes_out_without_them():
         assert payload not in clean.content
     assert clean.content.endswith(b"\xff\xd9")
     assert reopen(clean.content, "JPEG").size == (40, 20)
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (hostile.jpeg() + hostile.HTML_PAYLOAD, "a.jpg"),
+        (hostile.jpeg_with_trailing_zip(), "a.jpg"),
+        (hostile.png() + hostile.zip_archive(), "a.png"),
+        (hostile.webp() + b"junk after the RIFF size", "a.webp"),
+        (hostile.jpeg_with_motion_photo_trailer(), "motion.jpg"),  # the video is dropped too
+        (hostile.mpo() + hostile.HTML_PAYLOAD, "a.jpg"),  # after the MPO's last picture
+    ],
+    ids=["jpeg+html", "jpeg+zip", "png+zip", "webp+junk", "motion-photo", "mpo+html"],
+)
+def test_data_appended_after_the_image_is_reported_as_removed(data, name):
+    clean = image_validate(upload=hostile.upload(data, name))
+    assert clean.removed_metadata[-1] == "appended data"
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "expected"),
+    [
+        (hostile.jpeg(), "a.jpg", ()),
+        (hostile.png(), "a.png", ()),
+        (hostile.webp(), "a.webp", ()),
+        # The thumbnail is a whole JPEG, EOI included, inside the EXIF segment.
+        (hostile.jpeg_with_exif_thumbnail(), "a.jpg", ("EXIF",)),
+        (hostile.jpeg((64, 64), progressive=True), "a.jpg", ()),
+        (hostile.mpo(), "a.jpg", ("extra embedded images",)),  # its second picture is not
+        (hostile.jpeg() + b"\x00" * 64, "a.jpg", ()),  # padding carries nothing
+    ],
+    ids=["jpeg", "png", "webp", "exif-thumbnail", "progressive", "mpo", "zero-padding"],
+)
+def test_nothing_appended_is_reported_for_whole_ordinary_files(data, name, expected):
+    if name == "a.jpg" and expected == ("EXIF",):
+        assert data.count(b"\xff\xd9") == 2  # the thumbnail's EOI comes before the image's
+    assert image_validate(upload=hostile.upload(data, name)).removed_metadata == expected
 
 
 # --- Metadata -------------------------------------------------------------------------------

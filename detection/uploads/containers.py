@@ -18,6 +18,7 @@ _METADATA_ORDER = (
     "comment",
     "animation frames",
     "extra embedded images",
+    "appended data",
 )
 _GPS_IFD = 0x8825
 
@@ -46,6 +47,8 @@ def metadata_found(img: Image.Image, fmt: str, data: bytes) -> tuple[str, ...]:
     frames = getattr(img, "n_frames", 1)
     if frames > 1:
         found.add("extra embedded images" if img.format == "MPO" else "animation frames")
+    if _has_appended_data(data, fmt, pictures=frames if img.format == "MPO" else 1):
+        found.add("appended data")
     return tuple(name for name in _METADATA_ORDER if name in found)
 
 
@@ -140,8 +143,18 @@ def jpeg_scan_count(data: bytes) -> int:
     Walks the segments, skipping entropy-coded data, so bytes in an EXIF thumbnail or appended
     after the image (a phone's motion-photo video) are not mistaken for scans.
     """
-    pos, end, scans = 2, len(data), 0
-    while pos + 4 <= end and scans <= MAX_JPEG_SCANS:
+    return _jpeg_walk(data, 0, max_scans=MAX_JPEG_SCANS)[0]
+
+
+def _jpeg_walk(data: bytes, start: int, *, max_scans: int) -> tuple[int, int | None]:
+    """(scans, offset just past the top-level EOI) of the JPEG stream whose SOI is at start.
+
+    The offset is None when the walk stops before an EOI (a broken structure, or more than
+    max_scans scans). An EXIF thumbnail's EOI sits inside an APP1 segment, which is skipped
+    whole by its length, so only the image's own EOI ends the walk.
+    """
+    pos, end, scans = start + 2, len(data), 0
+    while pos + 2 <= end and scans <= max_scans:
         if data[pos] != 0xFF:
             break  # not a marker: the structure is broken and Pillow will say so
         marker = data[pos + 1]
@@ -149,10 +162,12 @@ def jpeg_scan_count(data: bytes) -> int:
             pos += 1
             continue
         if marker == 0xD9:  # EOI
-            break
+            return scans, pos + 2
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # RSTn, TEM: no length
             pos += 2
             continue
+        if pos + 4 > end:
+            break
         pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker != 0xDA:  # SOS
             continue
@@ -168,8 +183,43 @@ def jpeg_scan_count(data: bytes) -> int:
                 break
         else:
             break
-    return scans
+    return scans, None
 
+
+def _image_end(data: bytes, fmt: str, *, pictures: int) -> int | None:
+    """Where the image's own bytes end (a JPEG's EOI, a PNG's IEND chunk, a WebP's RIFF size);
+    None when the structure gives no end to trust."""
+    if fmt == "JPEG":
+        # An MPO's further pictures are whole JPEG streams right after the first; they are
+        # reported as "extra embedded images", so only what follows the last one is appended.
+        end: int | None = 0
+        for _picture in range(pictures):
+            if end is None or data[end : end + 2] != b"\xff\xd8":
+                break
+            end = _jpeg_walk(data, end, max_scans=MAX_JPEG_SCANS)[1]
+        return end or None
+    if fmt == "PNG":
+        pos = len(_PNG_SIGNATURE)
+        while pos + 8 <= len(data):
+            length = int.from_bytes(data[pos : pos + 4], "big")
+            if data[pos + 4 : pos + 8] == b"IEND":
+                return pos + 12 + length
+            pos += 12 + length
+        return None
+    size = int.from_bytes(data[4:8], "little")
+    return 8 + size + (size & 1)
+
+
+def _has_appended_data(data: bytes, fmt: str, *, pictures: int) -> bool:
+    """Whether bytes follow the image's end (an HTML page, a ZIP, a motion-photo video).
+
+    Padding (only zero or 0xFF bytes, as some cameras and editors write) carries nothing and
+    is not reported.
+    """
+    end = _image_end(data, fmt, pictures=pictures)
+    if end is None or end >= len(data):
+        return False
+    return bool(data[end:].strip(b"\x00\xff"))
 
 
 def allowed_signature(data: bytes) -> bool:
