@@ -112,6 +112,9 @@ class Detection(models.Model):
     # Who holds the running job: the Celery task id, so a redelivery of the same message after
     # its worker was killed may take the row back, while a duplicate message may not.
     claim_token = models.CharField(max_length=64, blank=True)
+    # The id of the last run message published for this row: the sweeper asks the broker whether
+    # it still holds it before publishing another (a backlog must not fill up with duplicates).
+    message_id = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
 
     label = models.CharField(max_length=16, choices=Label.choices, blank=True)

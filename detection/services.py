@@ -98,9 +98,13 @@ def detection_create_many(
 
 
 def detection_enqueue(*, detection_id: int) -> bool:
-    """Publish the run message. A broker error is logged, never raised: the sweeper retries."""
+    """Publish the run message. A broker error is logged, never raised: the sweeper retries.
+
+    The row records when (queued_at) and which message (message_id) was published last, so the
+    sweeper can tell a message still in the broker from one it lost.
+    """
     try:
-        publish.detection_run_publish(detection_id=detection_id)
+        message_id = publish.detection_run_publish(detection_id=detection_id)
     except Exception:  # noqa: BLE001 - the upload has succeeded; the sweeper queues it later
         logger.warning(
             "Could not queue detection %s; the sweeper will retry",
@@ -109,24 +113,72 @@ def detection_enqueue(*, detection_id: int) -> bool:
             extra={"detection_id": str(detection_id)},
         )
         return False
-    Detection.objects.filter(id=detection_id, status=Status.PENDING).update(
-        queued_at=timezone.now()
+    Detection.objects.filter(id=detection_id, status__in=_SWEPT_STATUSES).update(
+        queued_at=timezone.now(), message_id=message_id or ""
     )
     return True
 
 
+_SWEPT_STATUSES = (Status.PENDING, Status.RUNNING)
+# Publishes per sweep: after a long outage the queue refills over a few sweeps, not at once.
+_SWEEP_MAX_PUBLISHES = 1000
+
+
 def detection_sweep(*, older_than: dt.timedelta, now: dt.datetime | None = None) -> int:
-    """Queue again the rows whose message was lost: pending too long, or running past the
-    hard time limit (their worker died). Returns how many were queued."""
+    """Queue again the rows whose message the broker lost; returns how many were queued.
+
+    A row is a candidate when it is pending and its last publish (queued_at, or created_at if
+    no publish ever succeeded) is older than `older_than`, or running past the hard time limit
+    (its worker died). A candidate is published again only when the broker no longer holds a
+    message for it (publish.run_messages_held: queued, or delivered and unacknowledged): the
+    message was lost (a Redis restart without persistence, a publish that failed, a message
+    acknowledged by a worker that left the row pending, an embedded-broker message whose worker
+    died). A row still waiting behind a backlog keeps its one message however long it waits.
+
+    When the broker cannot be asked (another transport) the rule falls back to age: a candidate
+    is published again only once its last publish is older than the broker's visibility timeout
+    too. If asking fails (the broker is down), nothing is published: it would fail as well.
+
+    Only publishes older than `older_than` are judged, so a message published while the sweep
+    runs (after the broker was read) belongs to no candidate. A message a worker is taking in
+    the same instant (between kombu's queue and its unacked hash) may be missed and sent twice,
+    as may a lost one by two sweeps at once: safe, the worker's conditional claim gives one row
+    one model call. At most _SWEEP_MAX_PUBLISHES are published per sweep.
+    """
     now = now or timezone.now()
     running_deadline = now - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 30)
-    stale = Detection.objects.filter(
+    candidates = Detection.objects.filter(
         Q(status=Status.PENDING, queued_at__lt=now - older_than)
         | Q(status=Status.PENDING, queued_at__isnull=True, created_at__lt=now - older_than)
         | Q(status=Status.RUNNING, started_at__lt=running_deadline)
-    ).values_list("id", flat=True)
+    ).order_by()
+    if not candidates.exists():
+        return 0
+    try:
+        held = publish.run_messages_held()
+    except Exception:  # noqa: BLE001 - the broker is down: publishing would fail as well
+        logger.warning("Sweeper could not read the broker; nothing queued", exc_info=True)
+        return 0
+    published_before = now - max(
+        older_than, dt.timedelta(seconds=settings.CELERY_BROKER_VISIBILITY_TIMEOUT)
+    )
+    lost: list[int] = []
+    # Every candidate is looked at, not the first thousand: held rows keep their old queued_at,
+    # so a long backlog would otherwise hide a lost message behind it for as long as it lasts.
+    rows = candidates.values_list("id", "message_id", "claim_token", "queued_at", "created_at")
+    for detection_id, message_id, claim_token, queued_at, created_at in rows.iterator(
+        chunk_size=2000
+    ):
+        if held is None:
+            gone = (queued_at or created_at) < published_before
+        else:
+            gone = not ({message_id, claim_token} - {""}) & held
+        if gone:
+            lost.append(detection_id)
+            if len(lost) >= _SWEEP_MAX_PUBLISHES:
+                break  # the rest next time
     count = 0
-    for detection_id in list(stale[:1000]):
+    for detection_id in lost:
         if detection_enqueue(detection_id=detection_id):
             count += 1
     if count:

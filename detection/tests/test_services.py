@@ -141,6 +141,124 @@ def test_sweep_requeues_only_stale_pending_and_dead_running(enqueued, settings):
     assert stale.queued_at > old
 
 
+def _backlog(count: int, *, published: dt.datetime) -> list[Detection]:
+    """Pending rows whose run message was published (to the fake broker) at `published`."""
+    rows = DetectionFactory.create_batch(count, queued_at=None)
+    for row in rows:
+        assert services.detection_enqueue(detection_id=row.id)
+    Detection.objects.filter(id__in=[row.id for row in rows]).update(queued_at=published)
+    return rows
+
+
+def test_a_backlog_whose_messages_are_still_queued_is_never_published_again(enqueued):
+    now = timezone.now()
+    rows = _backlog(50, published=now - dt.timedelta(minutes=30))
+    enqueued.clear()
+
+    for minute in range(1, 4):  # a slow worker: the backlog waits, sweep after sweep
+        later = now + dt.timedelta(minutes=minute)
+        assert services.detection_sweep(older_than=dt.timedelta(minutes=2), now=later) == 0
+    assert enqueued == []
+    assert Detection.objects.filter(status=Detection.Status.PENDING).count() == len(rows)
+
+
+def test_a_message_the_broker_lost_is_published_again_exactly_once(enqueued, broker_held):
+    now = timezone.now()
+    rows = _backlog(5, published=now - dt.timedelta(minutes=30))
+    lost = rows[2]
+    lost.refresh_from_db()
+    broker_held.discard(lost.message_id)  # e.g. Redis restarted without persistence
+    enqueued.clear()
+
+    for _sweep in range(3):
+        services.detection_sweep(older_than=dt.timedelta(minutes=2))
+
+    assert enqueued == [lost.id]
+    lost.refresh_from_db()
+    assert lost.message_id in broker_held and lost.queued_at > now
+
+
+def test_lost_messages_behind_a_held_backlog_are_found_a_few_per_sweep(
+    enqueued, broker_held, monkeypatch
+):
+    monkeypatch.setattr(services, "_SWEEP_MAX_PUBLISHES", 2)
+    rows = _backlog(8, published=timezone.now() - dt.timedelta(minutes=30))
+    lost = rows[-3:]  # behind five rows whose messages are still queued
+    for row in lost:
+        row.refresh_from_db()
+        broker_held.discard(row.message_id)
+    enqueued.clear()
+
+    counts = [services.detection_sweep(older_than=dt.timedelta(minutes=2)) for _ in range(3)]
+
+    assert counts == [2, 1, 0]
+    assert sorted(enqueued) == sorted(row.id for row in lost)
+
+
+def test_a_publish_that_failed_is_published_by_the_sweeper_once(
+    user, enqueued, monkeypatch, django_capture_on_commit_callbacks
+):
+    def _down(*, detection_id: int) -> str:
+        raise ConnectionError("broker down")
+
+    with monkeypatch.context() as down:
+        down.setattr("detection.publish.detection_run_publish", _down)
+        with django_capture_on_commit_callbacks(execute=True):
+            [detection] = services.detection_create_many(user=user, uploads=[upload()])
+    detection.refresh_from_db()
+    assert detection.message_id == ""  # nothing was published
+
+    later = timezone.now() + dt.timedelta(minutes=5)
+    for minute in range(3):
+        services.detection_sweep(
+            older_than=dt.timedelta(minutes=2), now=later + dt.timedelta(minutes=minute)
+        )
+    assert enqueued == [detection.id]
+
+
+def test_a_running_row_whose_message_is_still_held_is_left_to_its_redelivery(
+    enqueued, broker_held
+):
+    # Its worker died; the broker delivers the same message again (same id: the claim token).
+    broker_held.add("redelivered")
+    dead = DetectionFactory(
+        status=Detection.Status.RUNNING,
+        started_at=timezone.now() - dt.timedelta(hours=1),
+        attempts=1,
+        claim_token="redelivered",
+    )
+    assert services.detection_sweep(older_than=dt.timedelta(minutes=2)) == 0
+    broker_held.clear()
+    assert services.detection_sweep(older_than=dt.timedelta(minutes=2)) == 1
+    assert services.detection_sweep(older_than=dt.timedelta(minutes=2)) == 0
+    assert enqueued == [dead.id]
+
+
+def test_a_broker_that_cannot_be_asked_falls_back_to_the_visibility_timeout(
+    enqueued, monkeypatch, settings
+):
+    settings.CELERY_BROKER_VISIBILITY_TIMEOUT = 600
+    monkeypatch.setattr("detection.publish.run_messages_held", lambda: None)
+    now = timezone.now()
+    waiting = DetectionFactory(queued_at=now - dt.timedelta(minutes=5))
+    old = DetectionFactory(queued_at=now - dt.timedelta(minutes=11))
+
+    assert services.detection_sweep(older_than=dt.timedelta(minutes=2), now=now) == 1
+    assert enqueued == [old.id]
+    waiting.refresh_from_db()
+    assert waiting.queued_at < now - dt.timedelta(minutes=4)
+
+
+def test_a_broker_that_is_down_gets_nothing_published(enqueued, monkeypatch):
+    def _down() -> set[str]:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr("detection.publish.run_messages_held", _down)
+    DetectionFactory(queued_at=timezone.now() - dt.timedelta(minutes=10))
+    assert services.detection_sweep(older_than=dt.timedelta(minutes=2)) == 0
+    assert enqueued == []
+
+
 def test_purge_expired_deletes_rows_and_files(settings, django_capture_on_commit_callbacks):
     settings.DETECTION_RETENTION_DAYS = 30
     now = timezone.now()

@@ -155,7 +155,14 @@ def _attempt_failed(
             detection.attempts,
             exc_info=True,
         )
-        mine.update(status=Status.PENDING, claim_token="", queued_at=timezone.now())
+        # The task's retry message keeps the task id (the claim token): it is the row's message
+        # now, which the sweeper finds in the broker instead of publishing another.
+        mine.update(
+            status=Status.PENDING,
+            claim_token="",
+            message_id=F("claim_token"),
+            queued_at=timezone.now(),
+        )
         raise DetectionRetry(str(exc)) from exc
     logger.error(
         "Detection %s failed after %d attempts",

@@ -5,7 +5,9 @@ Messages are counted in the queue's Redis list; the queue has no consumer.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import threading
 import time
 import uuid
@@ -75,6 +77,84 @@ def test_sweeping_twice_queues_a_stale_row_once(private_redis, queue, settings):
     assert [m.args for m in queued_messages(private_redis, queue)] == [[stale.id]]
     fresh.refresh_from_db()
     assert fresh.status == Detection.Status.PENDING
+
+
+def _redis_backlog(count: int) -> list[Detection]:
+    """Pending rows each with its run message published to the queue, 30 minutes ago."""
+    rows = DetectionFactory.create_batch(count, queued_at=None)
+    for row in rows:
+        assert services.detection_enqueue(detection_id=row.id)
+    Detection.objects.filter(id__in=[row.id for row in rows]).update(
+        queued_at=timezone.now() - dt.timedelta(minutes=30)
+    )
+    return rows
+
+
+def test_a_backlog_still_queued_gets_no_duplicates_and_a_lost_message_comes_back_once(
+    private_redis, queue
+):
+    rows = _redis_backlog(50)
+    assert len(queued_messages(private_redis, queue)) == 50
+
+    for minute in range(3):  # sweep after sweep while no worker takes anything
+        later = timezone.now() + dt.timedelta(minutes=minute)
+        assert services.detection_sweep(older_than=dt.timedelta(minutes=2), now=later) == 0
+    assert len(queued_messages(private_redis, queue)) == 50
+
+    # The broker loses one message (removed from kombu's list, as a Redis restart without
+    # persistence loses them all): it is published again, once.
+    lost = rows[17]
+    client = private_redis.client()
+    [raw] = [
+        raw for raw in client.lrange(queue, 0, -1)
+        if [lost.id] == json.loads(base64.b64decode(json.loads(raw)["body"]))[0]
+    ]
+    assert client.lrem(queue, 1, raw) == 1
+    for _sweep in range(3):
+        services.detection_sweep(older_than=dt.timedelta(minutes=2))
+
+    messages = queued_messages(private_redis, queue)
+    assert len(messages) == 50
+    assert sorted(m.args[0] for m in messages) == sorted(row.id for row in rows)
+    lost.refresh_from_db()
+    assert lost.message_id == next(m.task_id for m in messages if m.args == [lost.id])
+
+
+def test_a_message_a_worker_holds_unacknowledged_is_not_published_again(private_redis, queue):
+    from deepfake_site.celery import app
+
+    [row] = _redis_backlog(1)
+    # Taken by a "worker" that does not acknowledge it (still running it, or killed): kombu
+    # keeps it in its unacked hash and delivers it again after the visibility timeout.
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        taken = channel.basic_get(queue, no_ack=False)
+        assert taken is not None and queued_messages(private_redis, queue) == []
+        assert private_redis.client().hlen(channel.unacked_key) == 1
+
+        assert services.detection_sweep(older_than=dt.timedelta(minutes=2)) == 0
+        assert queued_messages(private_redis, queue) == []
+
+        taken.ack()  # done with, but the row is still pending: the message is lost now
+        assert services.detection_sweep(older_than=dt.timedelta(minutes=2)) == 1
+        assert [m.args for m in queued_messages(private_redis, queue)] == [[row.id]]
+
+
+def test_a_failed_publish_is_published_by_the_sweeper_once(user, private_redis, queue):
+    private_redis.kill()
+    try:
+        [row] = services.detection_create_many(user=user, uploads=[upload("later.jpg")])
+    finally:
+        private_redis.start()
+    row.refresh_from_db()
+    assert row.message_id == "" and row.status == Detection.Status.PENDING
+
+    later = timezone.now() + dt.timedelta(minutes=5)
+    for minute in range(3):
+        services.detection_sweep(
+            older_than=dt.timedelta(minutes=2), now=later + dt.timedelta(minutes=minute)
+        )
+    assert [m.args for m in queued_messages(private_redis, queue)] == [[row.id]]
 
 
 class SlowEngine(FakeEngine):

@@ -106,6 +106,8 @@ def test_model_error_retries_then_fails(fake_engine, settings):
     detection.refresh_from_db()
     assert detection.status == Detection.Status.PENDING
     assert detection.attempts == 1
+    # The retry message keeps the task id: the sweeper looks for it, not for the first one.
+    assert detection.message_id == "t"
 
     worker_services.detection_run(detection_id=detection.id, claim_token="t")
     detection.refresh_from_db()
