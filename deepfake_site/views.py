@@ -6,7 +6,9 @@ from django.utils.log import log_response
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from django.views.defaults import page_not_found
+from rest_framework.exceptions import AuthenticationFailed
 
+from accounts.authentication import ApiTokenAuthentication
 from deepfake_site.api_errors import error_body
 from detection.health import health_report
 
@@ -18,8 +20,12 @@ _WEB_CHECKS = ("database", "broker")
 @require_safe
 @never_cache
 def health(request: HttpRequest) -> JsonResponse:
+    """Up or down (200 / 503, and each check's ok flag) for anyone, as load balancers and probes
+    need; the details only for a staff user, signed in or with an API token of theirs."""
     report = health_report()
-    response = JsonResponse(report.as_dict(), status=200 if report.ok else 503)
+    response = JsonResponse(
+        report.as_dict(details=_is_operator(request)), status=200 if report.ok else 503
+    )
     if not report.ok and all(report.checks[name]["ok"] for name in _WEB_CHECKS):
         # Warming up is an expected state that probes see every few seconds after each start,
         # not an error: INFO instead of the ERROR Django gives every 5xx. log_response marks
@@ -33,6 +39,21 @@ def health(request: HttpRequest) -> JsonResponse:
             level="info",
         )
     return response
+
+
+def _is_operator(request: HttpRequest) -> bool:
+    """A staff user's session, or a token of a staff user (a monitoring account). Any user's
+    token would not do: anyone can sign up and make one, which would make the details public."""
+    user = request.user
+    if not user.is_authenticated:
+        try:
+            authenticated = ApiTokenAuthentication().authenticate(request)
+        except AuthenticationFailed:
+            authenticated = None  # a bad token gets the public answer, as no token does
+        if authenticated is None:
+            return False
+        user = authenticated[0]
+    return bool(user.is_active and user.is_staff)
 
 
 @require_safe

@@ -19,8 +19,15 @@ class HealthReport:
     def ok(self) -> bool:
         return all(check["ok"] for check in self.checks.values())
 
-    def as_dict(self) -> dict[str, object]:
-        return {"status": "ok" if self.ok else "unavailable", "checks": self.checks}
+    def as_dict(self, *, details: bool = False) -> dict[str, object]:
+        """Up or down per check for anyone; with details (broker URL, error class names, worker
+        count, model name and version) only for operators: they map the deployment for an
+        attacker and say when its workers are down or which model to craft images against."""
+        if details:
+            checks = self.checks
+        else:
+            checks = {name: {"ok": check["ok"]} for name, check in self.checks.items()}
+        return {"status": "ok" if self.ok else "unavailable", "checks": checks}
 
 
 def _check_database() -> dict[str, object]:
