@@ -4,13 +4,12 @@ both import this."""
 from __future__ import annotations
 
 import logging
-import math
 
 from django.conf import settings
 from django.http import FileResponse, HttpRequest
 
+from detection import throttles
 from detection.models import Detection
-from detection.throttles import UploadDailyThrottle, UploadRateThrottle
 from detection.uploads import ACCEPT_ATTR, ALLOWED_FORMATS
 
 logger = logging.getLogger(__name__)
@@ -31,16 +30,21 @@ def upload_limits() -> dict[str, object]:
 
 
 def upload_throttle_wait(request: HttpRequest) -> int | None:
-    """Seconds to wait when the user is over an upload budget, else None (and the upload counts).
+    """Seconds to wait when the user has already spent an upload budget, else None.
 
-    The page and the API share the same throttles and their counters (in the shared cache), so
+    Checked before the request body is read; charges nothing (upload_budget_charge does).
+    """
+    return throttles.upload_budget_wait(user_id=request.user.pk)
+
+
+def upload_budget_charge(request: HttpRequest, *, images: int) -> int | None:
+    """Charge the request's images to the user's upload budgets, before anything is stored:
+    None when they fit, else the seconds to wait (and nothing is charged).
+
+    The page and the API share the same budgets and their counters (in the shared cache), so
     the form is no way around the API's limits.
     """
-    waits = []
-    for throttle in (UploadRateThrottle(), UploadDailyThrottle()):
-        if not throttle.allow_request(request, None):
-            waits.append(throttle.wait() or 1)
-    return math.ceil(max(waits)) if waits else None
+    return throttles.upload_budget_charge(user_id=request.user.pk, images=images)
 
 
 def upload_logged(detections: list[Detection]) -> None:

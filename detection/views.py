@@ -20,10 +20,22 @@ from detection import selectors, services
 from detection.filters import DetectionFilterSet, page_data
 from detection.forms import DetectionIdsForm, UploadForm
 from detection.models import Detection
-from detection.shared import image_response, upload_limits, upload_logged, upload_throttle_wait
+from detection.shared import (
+    image_response,
+    upload_budget_charge,
+    upload_limits,
+    upload_logged,
+    upload_throttle_wait,
+)
 from detection.uploads import upload_refusal_get
 
 HISTORY_PAGE_SIZE = 25
+
+
+def _too_many(request: HttpRequest, *, wait: int) -> HttpResponse:
+    response = render(request, "429.html", status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
 @login_required
@@ -31,16 +43,18 @@ HISTORY_PAGE_SIZE = 25
 def upload(request: HttpRequest) -> HttpResponse:
     limits = upload_limits()
     if request.method == "POST":
+        # A spent budget is refused before the body is read; the images are charged once parsed.
         wait = upload_throttle_wait(request)
         if wait is not None:
-            response = render(request, "429.html", status=429)
-            response["Retry-After"] = str(wait)
-            return response
+            return _too_many(request, wait=wait)
         form = UploadForm(request.POST, request.FILES, accept=limits["accept"])
         refusal = upload_refusal_get(request=request)
         if refusal is not None:
             form.refuse(refusal)
         elif form.is_valid():
+            wait = upload_budget_charge(request, images=len(form.cleaned_data["images"]))
+            if wait is not None:
+                return _too_many(request, wait=wait)
             try:
                 detections = services.detection_create_many(
                     user=request.user, uploads=form.cleaned_data["images"]

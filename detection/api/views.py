@@ -18,6 +18,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import Throttled
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,8 +32,8 @@ from detection.api.serializers import (
 )
 from detection.filters import ORDERINGS, SEARCH_MAX_LENGTH, DetectionFilterSet
 from detection.models import Detection
-from detection.shared import image_response, upload_logged
-from detection.throttles import ReadRateThrottle, UploadDailyThrottle, UploadRateThrottle
+from detection.shared import image_response, upload_budget_charge, upload_logged
+from detection.throttles import ReadRateThrottle, UploadBudgetThrottle
 from detection.uploads import upload_refusal_get
 
 
@@ -105,7 +106,8 @@ class DetectionViewSet(
 
     def get_throttles(self):
         if self.request.method == "POST":
-            return [UploadRateThrottle(), UploadDailyThrottle()]
+            # Refuses a spent budget before the body is read; create() charges the images.
+            return [UploadBudgetThrottle()]
         return [ReadRateThrottle()]
 
     def get_queryset(self):
@@ -171,10 +173,15 @@ class DetectionViewSet(
                 code="invalid",
                 errors=error_items(upload.errors),
             )
-        try:
-            detections = services.detection_create_many(
-                user=request.user, uploads=upload.validated_data["image"]
+        images = upload.validated_data["image"]
+        wait = upload_budget_charge(request, images=len(images))
+        if wait is not None:
+            raise Throttled(
+                wait=wait,
+                detail=f"{len(images)} image(s) would exceed your upload budget; nothing stored.",
             )
+        try:
+            detections = services.detection_create_many(user=request.user, uploads=images)
         except ValidationError as exc:
             raise _upload_refused(exc) from None
         upload_logged(detections)

@@ -186,7 +186,8 @@ def test_upload_throttle(token_client, settings, enqueued):
     settings.REST_FRAMEWORK = {**django_settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
     from rest_framework.throttling import SimpleRateThrottle
 
-    # DRF reads the rates once at import; point the throttles at the new ones for this test.
+    # The upload budget (images) reads the settings on every call; DRF's read throttle reads the
+    # rates once at import, so point it at the new ones for this test.
     original = SimpleRateThrottle.THROTTLE_RATES
     SimpleRateThrottle.THROTTLE_RATES = rates
     cache.clear()  # locmem caches with one LOCATION share their data across tests
