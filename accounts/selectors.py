@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 
+# allauth's own collation-aware lookups, so the lockout names the account its backend signs in.
+from allauth.account.internal.userkit import filter_users_by_email, filter_users_by_username
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
@@ -41,3 +43,19 @@ def api_token_authenticate(*, key: str) -> ApiToken | None:
     if token is None or not hmac.compare_digest(token.key_hash, key_hash):
         return None
     return token
+
+
+def user_for_login(*, login: str) -> AbstractBaseUser | None:
+    """The one account a sign-in login (username or e-mail address, any case) names, or None.
+
+    Matches the way allauth's backend authenticates: an e-mail address first (also one of the
+    account's EmailAddress rows), then a username. Ambiguous or unknown logins give None.
+    """
+    if not login:
+        return None
+    if "@" in login:
+        by_email = filter_users_by_email(login, for_login=True)
+        if len(by_email) == 1:
+            return by_email[0]
+    by_username = list(filter_users_by_username(login)[:2])
+    return by_username[0] if len(by_username) == 1 else None

@@ -7,7 +7,9 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import MD5PasswordHasher
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
@@ -27,22 +29,36 @@ def test_the_user_model_is_our_own():
     assert get_user_model()._meta.db_table == "accounts_user"
 
 
-def test_sign_up_then_sign_in_by_username_and_by_email(client):
-    response = client.post(
+def _sign_up(client, *, email: str, username: str):
+    password = "a-fresh-passphrase-31"
+    return client.post(
         reverse("account_signup"),
-        {
-            "email": "bob@example.com",
-            "username": "bob",
-            "password1": "a-fresh-passphrase-31",
-            "password2": "a-fresh-passphrase-31",
-        },
+        {"email": email, "username": username, "password1": password, "password2": password},
     )
+
+
+def _confirmation_link(message) -> str:
+    link = re.search(r"http://testserver(/accounts/confirm-email/\S+/)", message.body)
+    assert link, message.body
+    return link.group(1)
+
+
+def test_sign_up_confirm_the_address_then_sign_in_by_username_and_by_email(client):
+    response = _sign_up(client, email="bob@example.com", username="bob")
     assert response.status_code == 302
+    assert response.url == reverse("account_email_verification_sent")
     bob = get_user_model().objects.get(username="bob")
     assert bob.email == "bob@example.com"
-
     assert isinstance(bob, User)
-    assert client.session["_auth_user_id"] == str(bob.pk)  # signed in by signing up
+    assert "_auth_user_id" not in client.session  # not before the address is confirmed
+    assert _login(client, "bob", "a-fresh-passphrase-31").status_code == 302
+    assert "_auth_user_id" not in client.session  # sign-in waits for the confirmation too
+
+    # The link in the mail confirms the address and, in the browser that signed up, signs in.
+    message = [m for m in mail.outbox if m.to == ["bob@example.com"]][-1]
+    response = client.post(_confirmation_link(message))
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(bob.pk)
 
     for login in ("bob", "bob@example.com"):
         client.post(reverse("account_logout"))
@@ -50,6 +66,65 @@ def test_sign_up_then_sign_in_by_username_and_by_email(client):
         response = _login(client, login, "a-fresh-passphrase-31")
         assert response.status_code == 302, login
         assert client.session["_auth_user_id"] == str(bob.pk), login
+
+
+def test_sign_up_with_a_taken_address_answers_like_a_fresh_one_and_mails_the_owner(
+    client, user, password
+):
+    """Issue 10 item 11: the answer to sign-up never says whether an address has an account.
+    The owner of a taken address gets a mail saying so; no second account is created."""
+    fresh = Client().post(
+        reverse("account_signup"),
+        {"email": "newcomer@example.com", "username": "newcomer",
+         "password1": "a-fresh-passphrase-31", "password2": "a-fresh-passphrase-31"},
+        follow=True,
+    )
+    mail.outbox.clear()
+    users_before = get_user_model().objects.count()
+
+    taken = client.post(
+        reverse("account_signup"),
+        {"email": "ALICE@example.com", "username": "someone-new",
+         "password1": "a-fresh-passphrase-31", "password2": "a-fresh-passphrase-31"},
+        follow=True,
+    )
+
+    assert taken.redirect_chain == fresh.redirect_chain
+    assert taken.content == fresh.content.replace(b"newcomer@example.com", b"alice@example.com")
+    assert "_auth_user_id" not in client.session
+    assert get_user_model().objects.count() == users_before
+    assert not get_user_model().objects.filter(username="someone-new").exists()
+    (message,) = mail.outbox
+    assert message.to == ["alice@example.com"]
+    assert "already" in message.subject.lower()
+    assert "someone-new" not in message.body
+    # Alice's account is untouched.
+    assert _login(client, "alice", password).status_code == 302
+
+
+class CountingHasher(MD5PasswordHasher):
+    calls = 0
+
+    def encode(self, password, salt):
+        type(self).calls += 1
+        return super().encode(password, salt)
+
+
+def test_sign_up_with_a_taken_address_costs_the_same_password_hash(client, settings, user):
+    """The slow step of a fresh sign-up (hashing the password) happens for a taken address too,
+    so the time to answer does not tell them apart either (counted, never timed)."""
+    settings.PASSWORD_HASHERS = [f"{__name__}.CountingHasher"]
+    hashes = {}
+    for email, username in (("fresh@example.com", "fresh"), ("alice@example.com", "other")):
+        CountingHasher.calls = 0
+        Client().post(
+            reverse("account_signup"),
+            {"email": email, "username": username,
+             "password1": "a-fresh-passphrase-31", "password2": "a-fresh-passphrase-31"},
+        )
+        hashes[email] = CountingHasher.calls
+    assert hashes["fresh@example.com"] >= 1
+    assert hashes["alice@example.com"] == hashes["fresh@example.com"]
 
 
 def test_sign_up_errors_are_shown_next_to_fields(client, user):
@@ -107,6 +182,45 @@ def test_per_ip_limit_covers_guesses_spread_over_accounts(client, settings, user
 
     assert "_auth_user_id" not in client.session
     assert b"Too many failed login attempts" in response.content
+
+
+@pytest.mark.parametrize(
+    ("failed_as", "then_as"),
+    [
+        ("alice", "alice@example.com"),
+        ("alice@example.com", "alice"),
+        ("ALICE", "Alice@Example.com"),
+    ],
+)
+def test_the_lockout_counts_per_account_whichever_login_is_typed(
+    client, settings, user, password, failed_as, then_as
+):
+    """Issue 10 item 6: failures typed as the username lock the e-mail address of the same
+    account too (and the other way round): the counter is keyed on the account."""
+    settings.ACCOUNT_RATE_LIMITS = {"login_failed": "100/m/ip,3/5m/key"}
+    for _ in range(3):
+        assert b"not correct" in _login(client, failed_as, "wrong-guess").content
+
+    response = _login(client, then_as, password)
+
+    assert "_auth_user_id" not in client.session
+    assert b"Too many failed login attempts" in response.content
+
+
+def test_unknown_logins_are_locked_out_like_real_ones(client, settings, user, password):
+    """An unknown login is limited per typed value exactly like an account, so the lockout
+    never tells which logins exist; other accounts are not affected."""
+    settings.ACCOUNT_RATE_LIMITS = {"login_failed": "100/m/ip,3/5m/key"}
+    answers = {}
+    for login in ("alice", "nobody"):
+        for _ in range(3):
+            _login(client, login, "wrong-guess")
+        page = _login(client, login, "wrong-guess").content.decode()
+        answers[login] = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", page)
+    assert "Too many failed login attempts" in answers["nobody"]
+    assert answers["nobody"].replace("nobody", "alice") == answers["alice"]
+    assert b"not correct" in _login(client, "nobody@example.com", "wrong-guess").content
+    assert b"not correct" in _login(client, "mallory", "wrong-guess").content
 
 
 def test_password_change(client, user, password):
