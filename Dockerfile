@@ -16,9 +16,13 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
+# Static files are collected as production serves them (DJANGO_DEBUG=false): only then is the
+# manifest written that whitenoise's CompressedManifestStaticFilesStorage needs at run time
+# (collected with debug on, every page was a 500). The key is a throwaway for this one build
+# step; production still refuses to start without its own DJANGO_SECRET_KEY.
 RUN useradd --create-home --uid 1000 app \
     && mkdir -p /app/var/media \
-    && DJANGO_DEBUG=true python manage.py collectstatic --noinput -v 0 \
+    && DJANGO_DEBUG=false DJANGO_SECRET_KEY=collectstatic-build-only-not-a-secret python manage.py collectstatic --noinput -v 0 \
     && chown -R app:app /app/var
 USER app
 

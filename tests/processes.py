@@ -293,3 +293,73 @@ def worker_running(
             yield worker
         finally:
             _stop(process, grace=30)
+
+
+# --- a web server ---------------------------------------------------------------------------
+
+
+@dataclass
+class WebServer:
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def handler_pids(self) -> list[int]:
+        """The processes that handle requests: gunicorn's workers, or the server itself when it
+        has no children (runserver --noreload)."""
+        return child_pids(self.process.pid) or [self.process.pid]
+
+
+def http_get(url: str, *, headers: dict[str, str] | None = None, timeout: float = 30):
+    """(status, headers, body) of one GET; error statuses are returned, not raised."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - local
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+@contextlib.contextmanager
+def web_server_running(
+    *, command: str, env: dict[str, str], log_path: Path, port: int | None = None
+) -> Iterator[WebServer]:
+    """A web server started from a shell command line, as honcho runs a Procfile line ($PORT is
+    set); yields once it answers HTTP on 127.0.0.1:$PORT."""
+    import urllib.error
+
+    port = port or free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            ["bash", "-c", f"exec {command}"],
+            cwd=BASE_DIR,
+            env={**env, "PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        server = WebServer(process=process, port=port, log=log_path)
+        try:
+
+            def answers() -> bool:
+                assert process.poll() is None, f"web server exited:\n{server.log_tail()}"
+                try:
+                    http_get(f"{server.url}/privacy/", timeout=5)
+                except (OSError, urllib.error.URLError):
+                    return False
+                return True
+
+            wait_for(answers, timeout=60, interval=0.3, what=f"a web server on port {port}")
+            yield server
+        finally:
+            _stop(process, grace=15)
