@@ -27,6 +27,17 @@ def _private_cache(settings, request):
 
 
 @pytest.fixture(autouse=True)
+def _steady_upload_budget_clock(monkeypatch):
+    # The upload budget counts in fixed windows (a minute, a UTC day): a test whose requests
+    # straddled a window's end would see its budget reset halfway. Hold the clock at 30 s past
+    # today's noon, UTC: mid-minute and mid-day.
+    import time
+
+    noon = time.time() // 86400 * 86400 + 12 * 3600 + 30
+    monkeypatch.setattr("detection.throttles._now", lambda: noon)
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     # PBKDF2 costs about half a second a hash on a busy 2-core machine; tests are about flows,
     # not the hasher. (Processes the tests start, like the worker, never hash passwords.)
@@ -40,9 +51,14 @@ def password() -> str:
 
 @pytest.fixture
 def user(django_user_model, password):
-    return django_user_model.objects.create_user(
+    user = django_user_model.objects.create_user(
         username="alice", email="alice@example.com", password=password
     )
+    # A confirmed address, as every account has before it can sign in (mandatory verification).
+    from allauth.account.models import EmailAddress
+
+    EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
+    return user
 
 
 @pytest.fixture

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "deepfake_site.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy and Permissions-Policy on pages and on what whitenoise below serves.
+    "deepfake_site.security_headers.SecurityHeadersMiddleware",
     # Serves collected static files from the web process itself (gunicorn in docker compose).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -105,10 +107,12 @@ REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 
 if REDIS_URL:
-    # Shared by every web process, so rate limits and throttles hold across them.
+    # Shared by every web process, so rate limits and throttles hold across them. While Redis is
+    # unreachable it counts in each process's memory (deepfake_site/cache.py): limits hold per
+    # process instead of failing open (none) or closed (every page and API call a 500).
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "deepfake_site.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {
                 "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
@@ -151,7 +155,8 @@ ML_INTRA_OP_THREADS = env.int("ML_INTRA_OP_THREADS", default=0) or None
 ML_INTER_OP_THREADS = env.int("ML_INTER_OP_THREADS", default=0) or None
 # Model directory the workers load; empty means the model shipped in ml/models/default.
 ML_MODEL_DIR = env.str("ML_MODEL_DIR", default="")
-# Periodic sweeper (celery beat): pending rows older than this are queued again.
+# Periodic sweeper (celery beat): rows pending longer than this are queued again if the broker
+# lost their message (one still queued behind a backlog is left alone).
 DETECTION_SWEEP_INTERVAL = env.int("DETECTION_SWEEP_INTERVAL", default=60)
 DETECTION_STALE_AFTER = env.int("DETECTION_STALE_AFTER", default=120)
 # Stored files no row refers to (an upload rolled back after its files were written) are removed
@@ -205,8 +210,14 @@ LOGIN_REDIRECT_URL = "detection:upload"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
-# No outgoing mail by default: a first run cannot wait for verification mails it cannot send.
-ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="none")
+# Sign-up must not say which e-mail addresses have accounts: allauth can only answer a taken
+# address like a fresh one ("check your inbox", and a mail saying the account exists) when every
+# address is confirmed before sign-in. With the default console backend the mails are printed by
+# the web process. Other values ("none", "optional") let sign-up reveal taken addresses.
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
+ACCOUNT_PREVENT_ENUMERATION = True
+# Confirming the address in the browser that signed up signs in, as sign-up itself used to.
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 # Failed logins per IP and per account; allauth counts them in the shared cache.
 ACCOUNT_RATE_LIMITS = {
@@ -216,8 +227,11 @@ ACCOUNT_RATE_LIMITS = {
 # share the proxy's address (one lockout for everyone). Set to the number of trusted proxies that
 # append to X-Forwarded-For (1 behind a single nginx/traefik); 0 uses REMOTE_ADDR.
 ALLAUTH_TRUSTED_PROXY_COUNT = env.int("ALLAUTH_TRUSTED_PROXY_COUNT", default=0)
-# accounts: the sign-in form labels its first field "Username or e-mail" instead of "Login".
-ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm"}
+# accounts: the sign-in form labels its first field "Username or e-mail" instead of "Login";
+# sign-up with a taken address costs the same password hash as a fresh one.
+ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm", "signup": "accounts.forms.SignupForm"}
+# accounts: the per-account sign-in lockout counts per account, whichever login was typed.
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 EMAIL_BACKEND = env.str(
     "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )
@@ -236,6 +250,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "deepfake_site.api_schema.AutoSchema",
     # One error shape for every refusal: {"detail", "code", "errors": [...]}.
     "EXCEPTION_HANDLER": "deepfake_site.api_errors.api_exception_handler",
+    # "reads" counts requests (a DRF throttle); "uploads" and "uploads_daily" count images, charged
+    # atomically per request by detection.throttles.upload_budget_charge (pages and API alike).
     "DEFAULT_THROTTLE_RATES": {
         "uploads": env.str("API_THROTTLE_UPLOADS", default="30/min"),
         "uploads_daily": env.str("API_THROTTLE_UPLOADS_DAILY", default="1000/day"),
@@ -333,7 +349,7 @@ LOGGING = {
         # is Django's own level for it.
         "django": {"level": "INFO"},
         "django.db.backends": {"level": "WARNING"},
-        # runserver's access log (make run).
+        # runserver's access log (manage.py runserver by hand; make run uses gunicorn).
         "django.server": {"filters": ["server_access"], "propagate": True},
         # gunicorn's access log (--access-logfile - in the Dockerfile): configuring it here, in
         # each worker once the app loads, replaces gunicorn's plain-text handler with ours.

@@ -1,8 +1,15 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from deepfake_site import views
+from deepfake_site.security_headers import API_DOCS_POLICY, content_security_policy
+
+# One sign-in for the whole site: /admin/login/ sends people to allauth's page (with ?next=), so
+# the admin is behind the same per-IP and per-account lockout; Django's own admin form, with no
+# limiter at all, is never served. Signed-in non-staff get 403 there.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,7 +21,14 @@ urlpatterns = [
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("detection.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script to allow.
+    path(
+        "api/docs/",
+        content_security_policy(API_DOCS_POLICY)(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
     path("admin/", admin.site.urls),
 ]
 

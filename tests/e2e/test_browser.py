@@ -42,6 +42,19 @@ def browser_page(monkeypatch):
 
 
 @pytest.fixture
+def csp_violations(browser_page) -> list[str]:
+    """What Chromium reports the pages' Content-Security-Policy blocked (console messages)."""
+    found: list[str] = []
+    browser_page.on(
+        "console",
+        lambda message: found.append(message.text)
+        if "Content Security Policy" in message.text
+        else None,
+    )
+    return found
+
+
+@pytest.fixture
 def slow_start(monkeypatch):
     """Messages published by this process wait 3 s at the worker, so the page is seen pending
     before the verdict arrives (the worker and the model are real, only the start is delayed)."""
@@ -55,18 +68,28 @@ def slow_start(monkeypatch):
 
 
 def _sign_up(page, base: str, username: str) -> None:
-    """Sign up through the real form; a new account lands on the upload page."""
+    """Sign up through the real form, then confirm the address with the link in the mail (the
+    live server runs in this process, so it lands in mail.outbox); that signs in and lands on
+    the upload page."""
+    from django.core import mail
+
     page.goto(f"{base}/accounts/signup/")
     page.fill("input[name=email]", f"{username}@example.com")
     page.fill("input[name=username]", username)
     page.fill("input[name=password1]", "a-long-passphrase-for-tests-91")
     page.fill("input[name=password2]", "a-long-passphrase-for-tests-91")
     page.locator("form:has(input[name=password1]) [type=submit]").click()
+    page.wait_for_url(f"{base}/accounts/confirm-email/")
+    (message,) = [m for m in mail.outbox if m.to == [f"{username}@example.com"]]
+    link = re.search(r"https?://[^/\s]+(/accounts/confirm-email/\S+/)", message.body)
+    assert link, message.body
+    page.goto(f"{base}{link.group(1)}")
+    page.locator("main form [type=submit]").click()
     page.wait_for_url(f"{base}/upload/")
 
 
 def test_sign_up_upload_watch_verdict_history_delete(
-    e2e, live_server, browser_page, slow_start, tmp_path
+    e2e, live_server, browser_page, csp_violations, slow_start, tmp_path
 ):
     page = browser_page
     base = live_server.url
@@ -111,10 +134,12 @@ def test_sign_up_upload_watch_verdict_history_delete(
     assert page.locator("text=The detection and its image were deleted.").is_visible()
     assert page.locator("#history-table").count() == 0
     assert page.locator("text=No uploads yet.").is_visible()
+    # Every step above ran under the strict page policy without anything being blocked.
+    assert csp_violations == []
 
 
 def test_refused_upload_shows_the_reason_and_stores_nothing(
-    e2e, live_server, browser_page, tmp_path, django_user_model
+    e2e, live_server, browser_page, csp_violations, tmp_path, django_user_model
 ):
     """The upload goes through XHR (for the progress bar); a refusal must still show the page with
     the server's reason, exactly as a plain form post would."""
@@ -137,3 +162,16 @@ def test_refused_upload_shows_the_reason_and_stores_nothing(
     assert not Detection.objects.filter(owner=user).exists()
     # The form is usable again after the refusal.
     assert page.locator("#upload-submit").count() == 1
+    assert csp_violations == []
+
+
+def test_api_docs_work_under_their_content_security_policy(
+    live_server, browser_page, csp_violations
+):
+    """Swagger UI has a policy of its own (inline styles, data: icons, still no inline script):
+    it loads the schema and lists the operations, and nothing it needs is blocked."""
+    page = browser_page
+    page.goto(f"{live_server.url}/api/docs/")
+    page.wait_for_selector(".swagger-ui .info .title:has-text('Deepfake detection API')")
+    page.wait_for_selector(".opblock-summary-path:has-text('/api/v1/detections/')")
+    assert csp_violations == []
