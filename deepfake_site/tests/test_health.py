@@ -5,19 +5,14 @@ from django.utils import timezone
 
 from deepfake_site.celery import app, broker_description
 from detection.models import WorkerHeartbeat
+from detection.tests.factories import WorkerHeartbeatFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def _beat(*, seconds_ago: int = 0, version: str = "1.0") -> WorkerHeartbeat:
-    now = timezone.now() - dt.timedelta(seconds=seconds_ago)
-    return WorkerHeartbeat.objects.create(
-        hostname="worker-1",
-        pid=4242,
-        model_name="residual-cnn",
-        model_version=version,
-        started_at=now,
-        last_seen=now,
+    return WorkerHeartbeatFactory(
+        model_version=version, last_seen=timezone.now() - dt.timedelta(seconds=seconds_ago)
     )
 
 

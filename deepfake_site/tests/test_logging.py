@@ -85,19 +85,9 @@ def written(monkeypatch) -> list[logging.LogRecord]:
 
 
 def _beat(*, version: str) -> None:
-    from django.utils import timezone
+    from detection.tests.factories import WorkerHeartbeatFactory
 
-    from detection.models import WorkerHeartbeat
-
-    now = timezone.now()
-    WorkerHeartbeat.objects.create(
-        hostname="worker-1",
-        pid=4242,
-        model_name="residual-cnn",
-        model_version=version,
-        started_at=now,
-        last_seen=now,
-    )
+    WorkerHeartbeatFactory(model_version=version)
 
 
 def _boom():

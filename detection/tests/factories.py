@@ -4,7 +4,7 @@ import factory
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
-from detection.models import Detection, DetectionBatch
+from detection.models import Detection, DetectionBatch, WorkerHeartbeat
 from detection.tests.helpers import image_bytes
 
 
@@ -48,3 +48,17 @@ class DetectionFactory(factory.django.DjangoModelFactory):
     byte_size = factory.LazyAttribute(lambda o: o.image.size if o.image else 0)
     status = Detection.Status.PENDING
     queued_at = factory.LazyFunction(timezone.now)
+
+
+class WorkerHeartbeatFactory(factory.django.DjangoModelFactory):
+    """A worker that beat just now with a loaded model; `last_seen` sets how long ago."""
+
+    class Meta:
+        model = WorkerHeartbeat
+
+    hostname = "worker-1"
+    pid = 4242
+    model_name = "residual-cnn"
+    model_version = "1.0"
+    last_seen = factory.LazyFunction(timezone.now)
+    started_at = factory.LazyAttribute(lambda o: o.last_seen)
