@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml {train,evaluate,predict,benchmark,annotate} ...``."""
+"""Command line: ``python -m ml {train,loso,evaluate,predict,benchmark,annotate} ...``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,60 @@ def _add_aug_flags(p):
                    metavar=("MIN", "MAX"))
 
 
+def _add_recipe_flags(p):
+    """The training recipe: shared by ``train`` and ``loso``."""
+    from .model import ARCHITECTURES, DEFAULT_ARCH
+    from .train import MAX_UNDECODABLE_SHARE
+
+    p.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES),
+                   help=_arch_help())
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--steps-per-epoch", type=int, default=None,
+                   help="batches per epoch (the training stream repeats); default: one pass "
+                        "over the training images")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="input size in pixels (default: the architecture's)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (arch default)")
+    p.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after the epoch that passes this training time")
+    p.add_argument("--sbi", type=float, default=0.0, metavar="SHARE",
+                   help="share of each batch that is a self-blended fake made from a real "
+                        "training face (0 disables; ml/blend.py)")
+    p.add_argument("--uncertain-width", type=float, default=None)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--max-undecodable", type=float, default=MAX_UNDECODABLE_SHARE,
+                   metavar="SHARE",
+                   help="fail when more than this share of the images cannot be decoded "
+                        "(default %(default)s); fewer are left out and reported")
+    _add_max_pixels(p)
+    _add_aug_flags(p)
+
+
+def _recipe_config(args, argv, parser, **extra):
+    from .augment import AugmentConfig
+    from .blend import BlendConfig
+    from .train import TrainConfig
+
+    aug = AugmentConfig(enabled=not args.no_augment, flip=args.aug_flip,
+                        rescale=args.aug_rescale, blur=args.aug_blur, noise=args.aug_noise,
+                        jpeg=args.aug_jpeg, jpeg_min=args.jpeg_quality[0],
+                        jpeg_max=args.jpeg_quality[1])
+    try:
+        return TrainConfig(
+            arch=args.arch, epochs=args.epochs, image_size=args.image_size,
+            batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,
+            max_minutes=args.max_minutes, augment=aug, blend=BlendConfig(share=args.sbi),
+            steps_per_epoch=args.steps_per_epoch, seed=args.seed,
+            uncertain_width=args.uncertain_width, command="python -m ml " + shlex.join(argv),
+            max_undecodable_share=args.max_undecodable, max_pixels=args.max_pixels,
+            verbose=1 if sys.stdout.isatty() else 2, **extra,
+        ).resolved()
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
 def _add_max_pixels(p):
     from .preprocess import DEFAULT_MAX_PIXELS
 
@@ -42,38 +96,31 @@ def _arch_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .model import ARCHITECTURES, DEFAULT_ARCH
-    from .train import MAX_UNDECODABLE_SHARE
-
     ap = argparse.ArgumentParser(prog="python -m ml", description="Deepfake face-image detector")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model and write a model directory")
     t.add_argument("--data", nargs="+", required=True, help="folders with real/fake subfolders")
     t.add_argument("--out", required=True, help="model directory to write")
-    t.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCHITECTURES),
-                   help=_arch_help())
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--image-size", type=int, default=None,
-                   help="input size in pixels (default: the architecture's)")
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (arch default)")
-    t.add_argument("--patience", type=int, default=4, help="early-stopping patience (epochs)")
-    t.add_argument("--max-minutes", type=float, default=None,
-                   help="stop after the epoch that passes this training time")
     t.add_argument("--exclude-source", action="append", default=[],
                    help="leave a source (first-level folder) out of train/val/test")
-    t.add_argument("--uncertain-width", type=float, default=None)
-    t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--name", default=None)
     t.add_argument("--no-robustness", action="store_true",
-                   help="skip the jpeg70/half robustness evaluation of the test split")
-    t.add_argument("--max-undecodable", type=float, default=MAX_UNDECODABLE_SHARE,
-                   metavar="SHARE",
-                   help="fail when more than this share of the images cannot be decoded "
-                        "(default %(default)s); fewer are left out and reported")
-    _add_max_pixels(t)
-    _add_aug_flags(t)
+                   help="skip the robustness evaluation of the test split")
+    t.add_argument("--loso", default=None, metavar="DIR",
+                   help="a finished `python -m ml loso` folder of this recipe: its held-out "
+                        "predictions join the calibration and its tables go in the card")
+    _add_recipe_flags(t)
+
+    lo = sub.add_parser("loso", help="leave-one-source-out: train without each source, "
+                                     "score it (resumable)")
+    lo.add_argument("--data", nargs="+", required=True)
+    lo.add_argument("--out", required=True, help="folder for the folds and summary.json")
+    lo.add_argument("--held-out", action="append", default=[], metavar="SOURCE",
+                    help="only these folds (default: every source)")
+    lo.add_argument("--never-train", action="append", default=[], metavar="SOURCE",
+                    help="a source the recipe never trains on (its fold shares one model)")
+    _add_recipe_flags(lo)
 
     e = sub.add_parser("evaluate", help="metrics overall and per source")
     e.add_argument("--model", default=None, help="model directory (default: shipped model)")
@@ -81,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", help="train|val|test|all")
     e.add_argument("--json", default=None, help="write metrics JSON here")
     e.add_argument("--plots", default=None, help="write PNG plots into this folder")
-    e.add_argument("--perturb", default=None, choices=["none", "jpeg70", "half"])
+    e.add_argument("--perturb", default=None, choices=["none", "jpeg70", "half", "blur"])
     e.add_argument("--source", action="append", default=[], help="only these sources")
     e.add_argument("--model-sources", action="store_true",
                    help="only the sources the model's card lists (as its figures were made)")
@@ -107,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--add", nargs=2, action="append", default=[], metavar=("KEY", "JSON"),
                    help="store this evaluation JSON under extra_evaluations[KEY]")
     a.add_argument("--note", nargs=2, action="append", default=[], metavar=("KEY", "TEXT"))
+    a.add_argument("--ablation", nargs=3, action="append", default=[],
+                   metavar=("NAME", "DESCRIPTION", "LOSO_DIR"),
+                   help="add a row to the card's ablation table from a `loso` folder (rows "
+                        "keep the order given; the first --ablation replaces the table)")
+    a.add_argument("--ablation-flips", nargs=3, action="append", default=[],
+                   metavar=("NAME", "DESCRIPTION", "LOSO_DIR"),
+                   help="like --ablation, scored with test-time flips (no training: the folds "
+                        "keep each image's mirror score)")
+    a.add_argument("--ablation-note", action="append", default=[], nargs=2,
+                   metavar=("NAME", "TEXT"), help="a note under the ablation row NAME")
+    a.add_argument("--failure-mode", action="append", default=[],
+                   help="a known failure mode (replaces the list when given)")
     a.add_argument("--comparison-md", default=None, help="markdown file with the comparison")
     a.add_argument("--comparison-baseline", default=None, metavar="NAME",
                    help="what the comparison compares with (default: the registry's baseline)")
@@ -128,34 +187,37 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.cmd == "train":
-        from .augment import AugmentConfig
         from .data import DataError
-        from .train import TrainConfig, train
+        from .train import train
 
-        aug = AugmentConfig(enabled=not args.no_augment, flip=args.aug_flip,
-                            rescale=args.aug_rescale, blur=args.aug_blur, noise=args.aug_noise,
-                            jpeg=args.aug_jpeg, jpeg_min=args.jpeg_quality[0],
-                            jpeg_max=args.jpeg_quality[1])
+        config = _recipe_config(args, argv, parser,
+                                exclude_sources=tuple(args.exclude_source),
+                                robustness=not args.no_robustness, name=args.name)
         try:
-            config = TrainConfig(
-                arch=args.arch, epochs=args.epochs, image_size=args.image_size,
-                batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,
-                max_minutes=args.max_minutes, exclude_sources=tuple(args.exclude_source),
-                augment=aug, seed=args.seed, uncertain_width=args.uncertain_width,
-                robustness=not args.no_robustness, name=args.name,
-                command="python -m ml " + shlex.join(argv),
-                max_undecodable_share=args.max_undecodable, max_pixels=args.max_pixels,
-                verbose=1 if sys.stdout.isatty() else 2,
-            ).resolved()
-        except ValueError as exc:
-            parser.error(str(exc))
-        try:
-            card = train(args.data, args.out, config, progress=_say)
+            loso = None
+            if args.loso:
+                from .loso import calibration_inputs
+
+                loso = calibration_inputs(args.loso)
+            card = train(args.data, args.out, config, progress=_say, loso=loso)
         except (DataError, FileNotFoundError) as exc:
             return _fail(str(exc))
         tr = card["training"]
         print(f"train {tr['train_seconds'] / 60:.1f} min; test ROC AUC "
               f"{card.get('test_metrics', {}).get('roc_auc', float('nan')):.4f}", flush=True)
+        return 0
+
+    if args.cmd == "loso":
+        from .data import DataError
+        from .loso import format_summary, run
+
+        config = _recipe_config(args, argv, parser)
+        try:
+            summary = run(args.data, config, args.out, held_out=args.held_out,
+                          never_train=args.never_train, progress=_say)
+        except (DataError, FileNotFoundError, ValueError) as exc:
+            return _fail(str(exc))
+        print(format_summary(summary), flush=True)
         return 0
 
     if args.cmd == "evaluate":
@@ -210,6 +272,21 @@ def main(argv=None) -> int:
             extra[key] = json.loads(Path(path).read_text())
         for key, text in args.note:
             extra.setdefault(key, {})["note"] = text
+        if args.ablation:
+            from .loso import ablation_row, load_folds
+
+            card["ablation"] = [ablation_row(name, desc, load_folds(folder))
+                                for name, desc, folder in args.ablation]
+            card["ablation"] += [ablation_row(name, desc, load_folds(folder), flips=True)
+                                 for name, desc, folder in args.ablation_flips]
+        for name, text in args.ablation_note:
+            for row in card.get("ablation", []):
+                if row["name"] == name:
+                    row["note"] = f"{name}: {text}"
+        if args.failure_mode:
+            card["failure_modes"] = list(args.failure_mode)
+        if not extra:
+            card.pop("extra_evaluations", None)
         if args.comparison_md:
             card["comparison_md"] = Path(args.comparison_md).read_text()
         if args.comparison_baseline:

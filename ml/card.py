@@ -81,9 +81,12 @@ def render_markdown(card: dict) -> str:
            f"{card.get('parameters', 'n/a')} parameters",
            f"- weights: `{card['weights_file']}` ({card.get('weights_bytes', 0) / 1e6:.2f} MB), "
            f"sha256 `{card.get('weights_sha256')}`",
-           "- output: P(fake), calibrated by Platt scaling on the validation split "
+           "- output: P(fake), calibrated by Platt scaling on "
+           f"{card.get('calibrated_on', 'the validation split')} "
            f"(a = {_f(card['calibration'].get('a'))}, b = {_f(card['calibration'].get('b'))})",
-           f"- decision threshold (chosen on validation, max balanced accuracy): "
+           "- test-time flips: " + ("on (mean logit of the image and its mirror)"
+                                    if card.get("test_time_flips") else "off"),
+           f"- decision threshold (chosen on the same data, max balanced accuracy): "
            f"{_f(card['threshold'])}; label `uncertain` when {_f(card['uncertain_low'])} <= "
            f"P(fake) <= {_f(card['uncertain_high'])}",
            "", "## Reproduce", "", "Run from the repository root:", "",
@@ -108,6 +111,9 @@ def render_markdown(card: dict) -> str:
            f"- optimiser: Adam, lr {tr.get('learning_rate')}, batch {tr.get('batch_size')}, "
            "early stopping on val loss (best weights restored), LR halved on plateau",
            f"- augmentation: `{json.dumps(tr.get('augmentation', {}))}`",
+           f"- self-blended fakes (ml/blend.py): "
+           f"{_f(float((tr.get('self_blended') or {}).get('share', 0.0)) * 100, 0)} % of each "
+           "batch, made on the fly from the real training faces",
            "", "### Image counts", "",
            "| split | source | real | fake |", "|---|---|---:|---:|"]
     for split, per in tr.get("counts", {}).items():
@@ -127,6 +133,10 @@ def render_markdown(card: dict) -> str:
             drop = None if base is None else base - m["roc_auc"]
             out.append(f"| {k} | {_f(m['roc_auc'])} | {_f(drop)} | {_f(m['accuracy'])} | "
                        f"{_f(m['ece'])} |")
+    out += _loso_lines(card)
+    out += _ablation_lines(card)
+    out += _calibration_lines(card)
+    out += _serving_lines(card)
     extra = card.get("extra_evaluations")
     if extra:
         out += ["", "## Further evaluations", ""]
@@ -144,7 +154,7 @@ def render_markdown(card: dict) -> str:
     out += ["", "Plots of the test split: [ROC](plots/roc_curve.png), "
             "[confusion matrix](plots/confusion_matrix.png), "
             "[reliability diagram](plots/reliability_diagram.png)."]
-    loso = any("leave-one-source-out" in k for k in (extra or {}))
+    loso = bool(card.get("loso")) or any("leave-one-source-out" in k for k in (extra or {}))
     out += ["", "## Inference", "", card.get("inference_note", ""), "",
             "## Data licence and caveats", "",
             card.get("data_licence") or data_licence_note(tr.get("data_roots", [])), "",
@@ -156,7 +166,98 @@ def render_markdown(card: dict) -> str:
             + ("; see the leave-one-source-out figure." if loso else
                "; a leave-one-source-out evaluation shows how far it carries to an unseen "
                "source."), ""]
+    if card.get("failure_modes"):
+        out += ["## Known failure modes", ""] + [f"- {m}" for m in card["failure_modes"]] + [""]
     return "\n".join(out)
+
+
+def _loso_lines(card: dict) -> list[str]:
+    lo = card.get("loso")
+    if not lo:
+        return []
+    recipe = lo.get("recipe", {})
+    out = ["", "## Leave-one-source-out (the figure models are chosen by)", "",
+           "Each row: a model trained with this recipe on every other source, scoring the "
+           "held-out source (all its images; a one-class source against the other class's "
+           "test images of the other sources). "
+           + (f"Fold budget: {recipe.get('images_seen')} training images "
+              f"({recipe.get('epochs')} epochs x {recipe.get('steps_per_epoch')} batches of "
+              f"{recipe.get('batch_size')}), less than the shipped model's own training, "
+              "so these figures are for a shorter-trained twin of the recipe."
+              if recipe.get("images_seen") else ""), "",
+           "| held-out source | real | fake | ROC AUC | AUC with flips | false fake | "
+           "fakes caught |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for s, m in lo.get("per_source", {}).items():
+        out.append(f"| {s}{' (paired)' if m.get('paired_with_other_sources') else ''} | "
+                   f"{m['n_real']} | {m['n_fake']} | {_f(m['roc_auc'])} | "
+                   f"{_f(m['roc_auc_flips'])} | {_f(m.get('false_fake_rate'), 3)} | "
+                   f"{_f(m.get('fake_caught_rate'), 3)} |")
+    out += ["", f"Mean AUC {_f(lo.get('mean_auc'))}, worst {_f(lo.get('worst_auc'))} "
+                f"({lo.get('worst_source')}); with test-time flips: mean "
+                f"{_f(lo.get('mean_auc_flips'))}, worst {_f(lo.get('worst_auc_flips'))}. "
+                "False fake / fakes caught: at each fold model's own validation threshold.",
+            ""]
+    return out
+
+
+def _ablation_lines(card: dict) -> list[str]:
+    rows = card.get("ablation")
+    if not rows:
+        return []
+    sources = sorted({s for r in rows for s in r.get("per_source", {})})
+    out = ["", "## Ablation (leave-one-source-out AUC, same training budget per fold)", "",
+           "| recipe | what changes | mean AUC | worst AUC | " + " | ".join(sources) + " |",
+           "|---|---|---:|---:|" + "---:|" * len(sources)]
+    for r in rows:
+        per = r.get("per_source", {})
+        out.append(f"| {r['name']} | {r.get('description', '')} | {_f(r.get('mean_auc'))} | "
+                   f"{_f(r.get('worst_auc'))} | "
+                   + " | ".join(_f(per.get(s)) if s in per else "-" for s in sources) + " |")
+    notes = [r["note"] for r in rows if r.get("note")]
+    out += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
+    return out
+
+
+def _calibration_lines(card: dict) -> list[str]:
+    cd = card.get("calibration_data")
+    if not cd:
+        return []
+    out = ["", "## Calibration on unseen sources", "",
+           f"Platt scaling, threshold and band fitted on {card.get('calibrated_on', '')} "
+           f"({cd.get('val_images')} validation and {cd.get('held_out_images')} held-out "
+           "predictions). " + cd.get("note", ""), "",
+           f"- ECE on the held-out predictions: {_f(cd.get('ece_held_out_cross_validated'))} "
+           f"cross-validated by source, {_f(cd.get('ece_held_out_in_sample'))} in-sample",
+           f"- ECE on validation: {_f(cd.get('ece_val'))}", "",
+           "| held-out source | images | ECE (cross-validated) | false fake at the shipped "
+           "threshold | fakes caught |", "|---|---:|---:|---:|---:|"]
+    for s, m in cd.get("per_source", {}).items():
+        out.append(f"| {s} | {m['n']} | {_f(m['ece_cross_validated'])} | "
+                   f"{_f(m.get('false_fake_rate'), 3)} | {_f(m.get('fake_caught_rate'), 3)} |")
+    return out + [""]
+
+
+def _serving_lines(card: dict) -> list[str]:
+    sp = card.get("serving_path")
+    if not sp:
+        return []
+    ms = sp.get("ms_per_image", {})
+    out = ["", "## Through the serving path (what the worker does)", "", sp.get("note", ""), "",
+           f"- no face found: {_f(sp.get('no_face_rate'), 4)} of {sp.get('n')} test faces; "
+           f"more than one face: {_f(sp.get('multi_face_rate'), 4)}",
+           f"- ROC AUC {_f(sp.get('roc_auc'))} (training path on the same images: "
+           f"{_f(sp.get('roc_auc_training_path'))}); mean |P(fake) difference| "
+           f"{_f(sp.get('mean_abs_diff_vs_training_path'))}",
+           f"- time per image, face step included: median {_f(ms.get('median'), 1)} ms, "
+           f"p95 {_f(ms.get('p95'), 1)} ms ({card.get('training', {}).get('hardware', '')}, "
+           "one process, while nothing else ran is not guaranteed)", "",
+           "| source | images | no face | ROC AUC serving | ROC AUC training path | "
+           "mean abs diff |", "|---|---:|---:|---:|---:|---:|"]
+    for s, m in sp.get("per_source", {}).items():
+        out.append(f"| {s} | {m['n']} | {_f(m['no_face_rate'], 4)} | {_f(m['roc_auc'])} | "
+                   f"{_f(m.get('roc_auc_training_path'))} | "
+                   f"{_f(m.get('mean_abs_diff_vs_training_path'))} |")
+    return out + [""]
 
 
 def _undecodable_lines(report: dict | None) -> list[str]:

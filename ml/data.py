@@ -5,8 +5,8 @@ names ``real`` or ``fake`` as a word (case-insensitive: ``real``, ``Fake``, ``tr
 ``test-fake``...) gets that label. The split comes from an ancestor folder naming
 train/training, val/valid/validation or test/testing as a word; without one, a deterministic
 hash of the file name gives 75 / 10 / 15 %. The *source* of an image is the first-level
-subfolder under its root (or the root's own name when that subfolder is itself a split or label
-folder, or the image sits directly in the root).
+subfolder under its root (or the root's own name when that subfolder is itself a split folder or
+the image's label folder, or the image sits directly in the root).
 """
 
 from __future__ import annotations
@@ -85,10 +85,11 @@ def discover(roots, *, exclude_sources=(), only_sources=()) -> list[Record]:
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames.sort()
             rel_parts = Path(dirpath).relative_to(root).parts
-            label = None
-            for part in reversed(rel_parts):  # nearest labelled ancestor wins
-                label = label_of(part)
+            label, label_at = None, -1
+            for i in range(len(rel_parts) - 1, -1, -1):  # nearest labelled ancestor wins
+                label = label_of(rel_parts[i])
                 if label is not None:
+                    label_at = i
                     break
             if label is None:
                 continue
@@ -98,7 +99,9 @@ def discover(roots, *, exclude_sources=(), only_sources=()) -> list[Record]:
                 if split is not None:
                     break
             first = rel_parts[0] if rel_parts else ""
-            if not first or label_of(first) is not None or split_of(first) is not None:
+            # The first level names the source unless it is itself the label or split folder;
+            # a source name may contain a label word ("utkface_real/train/real/...").
+            if not first or label_at == 0 or split_of(first) is not None:
                 source = root.name
             else:
                 source = first
@@ -156,8 +159,13 @@ def find_undecodable(records, *, max_pixels: int, workers: int | None = None):
 
 def make_dataset(records, image_size: int, *, max_pixels: int, batch_size: int = 32,
                  training: bool = False, augment_config=None, seed: int = 1234,
-                 perturbation: str | None = None):
+                 perturbation: str | None = None, blend_config=None, repeat: bool = False):
     """Stream (uint8 images, float labels) batches; decoding uses ``preprocess.prepare``.
+
+    Training with ``blend_config.share > 0`` mixes in self-blended fakes made on the fly from
+    the real training faces (``ml.blend``): that share of the stream, labelled fake, before the
+    augmentation that every image gets. ``repeat`` makes the stream endless (the caller sets
+    steps per epoch, so every configuration trains on the same number of images).
 
     An undecodable file stops the stream with an error (check the records first with
     ``find_undecodable``); it is never replaced by a stand-in image.
@@ -167,11 +175,6 @@ def make_dataset(records, image_size: int, *, max_pixels: int, batch_size: int =
 
     from . import preprocess
 
-    paths = np.array([r.path for r in records])
-    labels = np.array([r.label for r in records], np.float32)
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if training:
-        ds = ds.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
     size = int(image_size)
     limit = preprocess.check_max_pixels(max_pixels)
 
@@ -186,7 +189,39 @@ def make_dataset(records, image_size: int, *, max_pixels: int, batch_size: int =
         img.set_shape((size, size, 3))
         return img, label
 
+    def _stream(recs, shuffle_seed):
+        paths = np.array([r.path for r in recs])
+        labels = np.array([r.label for r in recs], np.float32)
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+        if training:
+            ds = ds.shuffle(len(recs), seed=shuffle_seed, reshuffle_each_iteration=True)
+        return ds
+
+    ds = _stream(records, seed)
+    if repeat:
+        ds = ds.repeat()
     ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if training and blend_config is not None and blend_config.enabled:
+        from .blend import self_blend
+
+        reals = [r for r in records if r.label == 0]
+        if reals:
+            rng = np.random.default_rng(seed)  # Generator methods hold its lock: thread-safe
+
+            def _blend(img):
+                return self_blend(img, rng, blend_config)
+
+            def _blend_map(img, _label):
+                out = tf.numpy_function(_blend, [img], tf.uint8, stateful=True)
+                out.set_shape((size, size, 3))
+                return out, tf.constant(1.0, tf.float32)
+
+            sbi = (_stream(reals, seed + 1).repeat()
+                   .map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                   .map(_blend_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+            share = float(blend_config.share)
+            ds = tf.data.Dataset.sample_from_datasets(
+                [ds, sbi], weights=[1.0 - share, share], seed=seed, stop_on_empty_dataset=True)
     if training and augment_config is not None and augment_config.enabled:
         from .augment import make_augmenter
 

@@ -18,15 +18,25 @@ METRIC_KEYS = ("roc_auc", "accuracy", "precision", "recall", "f1", "ece", "confu
 
 
 def raw_probabilities(model, records, image_size, *, perturbation=None, batch_size=64,
-                      max_pixels=DEFAULT_MAX_PIXELS):
-    """Uncalibrated P(fake) for each record, streamed through tf.data and a compiled call."""
+                      max_pixels=DEFAULT_MAX_PIXELS, flips: bool = False):
+    """Uncalibrated P(fake) for each record, streamed through tf.data and a compiled call.
+    With ``flips`` (a card's ``test_time_flips``), the mean logit of image and mirror image,
+    as the engine computes it."""
+    import tensorflow as tf
+
     from .data import make_dataset
     from .inference import compiled_model_fn
 
     fn = compiled_model_fn(model, image_size)
     ds = make_dataset(records, image_size, max_pixels=max_pixels, batch_size=batch_size,
                       training=False, perturbation=perturbation)
-    out = [fn(x).numpy().reshape(-1) for x, _ in ds]
+    out = []
+    for x, _ in ds:
+        p = fn(x).numpy().reshape(-1)
+        if flips:
+            q = fn(tf.reverse(x, axis=[2])).numpy().reshape(-1)
+            p = calibration.sigmoid((calibration.logit(p) + calibration.logit(q)) / 2)
+        out.append(p)
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -47,7 +57,8 @@ def evaluate_records(model, card, records, *, perturbation=None, batch_size=64,
     """Metrics of ``model`` (calibrated as its card says) on records known to decode."""
     size = int(card["image_size"])
     raw = raw_probabilities(model, records, size, perturbation=perturbation,
-                            batch_size=batch_size, max_pixels=max_pixels)
+                            batch_size=batch_size, max_pixels=max_pixels,
+                            flips=bool(card.get("test_time_flips", False)))
     p = calibration.apply(raw, card.get("calibration"))
     y = np.array([r.label for r in records])
     res = group_metrics(y, p, [r.source for r in records], float(card["threshold"]),
@@ -175,3 +186,74 @@ def format_summary(res: dict) -> str:
         lines.append(f"left out {bad['count']} undecodable file(s): "
                      + "; ".join(bad.get("examples", [])))
     return "\n".join(lines)
+
+
+# The web side stores every upload re-encoded from its pixels (detection/uploads/reencode.py,
+# JPEG quality 95 for JPEG uploads; tests/test_serving_path.py keeps the two in step), and the
+# worker then runs the engine, face step included, on the stored file.
+SERVING_JPEG_QUALITY = 95
+
+
+def serving_bytes(path: str) -> bytes:
+    """The file the worker would read for an uploaded JPEG: its pixels re-encoded at
+    ``SERVING_JPEG_QUALITY`` with no metadata."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        img = ImageOps.exif_transpose(img).convert("RGB")
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=SERVING_JPEG_QUALITY)
+    return buf.getvalue()
+
+
+def evaluate_serving(engine, records, *, training_path_p=None,
+                     progress=None) -> dict:
+    """Every record through the product's path: re-encoded as stored, then ``engine.predict``
+    (face detection, per-face crops, flips, calibration). Returns AUC over the images where a
+    face was found, the no-face rate, per source, the time per image and, given the training
+    path's probabilities for the same records, how far the two paths differ."""
+    import time
+
+    y, p, found, ms, sources, n_faces = [], [], [], [], [], []
+    for i, r in enumerate(records):
+        data = serving_bytes(r.path)
+        t0 = time.perf_counter()
+        pred = engine.predict(data)
+        ms.append((time.perf_counter() - t0) * 1000.0)
+        y.append(r.label)
+        sources.append(r.source)
+        found.append(pred.face_found)
+        n_faces.append(len(pred.faces))
+        p.append(pred.fake_probability if pred.face_found else np.nan)
+        if progress and (i + 1) % 500 == 0:
+            progress(f"serving path: {i + 1}/{len(records)} images")
+    y, p, found = np.array(y), np.array(p, np.float64), np.array(found)
+    sources = np.array(sources)
+
+    def block(m):
+        f = m & found
+        res = {
+            "n": int(m.sum()),
+            "no_face_rate": float(np.mean(~found[m])) if m.any() else float("nan"),
+            "multi_face_rate": float(np.mean(np.array(n_faces)[m] > 1)) if m.any() else 0.0,
+            "roc_auc": metrics.roc_auc(y[f], p[f]) if f.any() else float("nan"),
+        }
+        if training_path_p is not None:
+            tp = np.asarray(training_path_p, np.float64)
+            res["mean_abs_diff_vs_training_path"] = (float(np.mean(np.abs(p[f] - tp[f])))
+                                                     if f.any() else float("nan"))
+            res["roc_auc_training_path"] = metrics.roc_auc(y[m], tp[m])
+        return res
+
+    out = block(np.ones(len(y), bool))
+    out["per_source"] = {s: block(sources == s) for s in sorted(set(sources.tolist()))}
+    ms_arr = np.array(ms)
+    out["ms_per_image"] = {"median": float(np.median(ms_arr)),
+                           "p95": float(np.percentile(ms_arr, 95)),
+                           "mean": float(ms_arr.mean())}
+    out["note"] = (f"each test image re-encoded as stored (JPEG q{SERVING_JPEG_QUALITY}, no "
+                   "metadata), then Engine.predict: face detection, crop rule, model, "
+                   "calibration; AUC over the images where a face was found")
+    return out

@@ -140,7 +140,7 @@ def perturb(arr: np.ndarray, kind: str | None) -> np.ndarray:
     """Apply a named, deterministic degradation to a prepared uint8 image.
 
     ``jpeg70``: re-encode at JPEG quality 70. ``half``: downscale by 2 (bilinear), upscale back
-    (bilinear). ``None``/``"none"``: unchanged.
+    (bilinear). ``blur``: Gaussian blur, radius 1 px. ``None``/``"none"``: unchanged.
     """
     if not kind or kind == "none":
         return arr
@@ -151,11 +151,15 @@ def perturb(arr: np.ndarray, kind: str | None) -> np.ndarray:
         img.save(buf, format="JPEG", quality=q)
         buf.seek(0)
         return np.asarray(Image.open(buf).convert("RGB"), dtype=np.uint8)
+    if kind == "blur":
+        from PIL import ImageFilter
+
+        return np.asarray(img.filter(ImageFilter.GaussianBlur(radius=1.0)), dtype=np.uint8)
     if kind == "half":
         w, h = img.size
         small = img.resize((max(1, w // 2), max(1, h // 2)), Image.Resampling.BILINEAR)
         return np.asarray(small.resize((w, h), Image.Resampling.BILINEAR), dtype=np.uint8)
-    raise ValueError(f"unknown perturbation {kind!r} (use jpeg70, half or none)")
+    raise ValueError(f"unknown perturbation {kind!r} (use jpeg70, half, blur or none)")
 
 
-PERTURBATIONS = ("none", "jpeg70", "half")
+PERTURBATIONS = ("none", "jpeg70", "half", "blur")

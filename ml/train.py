@@ -26,6 +26,7 @@ import numpy as np
 
 from . import CARD_JSON, PACKAGE_VERSION, WEIGHTS_NAME, calibration, model_version
 from .augment import AugmentConfig
+from .blend import BlendConfig
 from .card import data_licence_note, write_card
 from .data import (
     DataError,
@@ -36,7 +37,6 @@ from .data import (
     select,
     summarize,
 )
-from .faces import FACE_MARGIN, SMALL_FACE_FRACTION
 from .model import DEFAULT_ARCH, get_architecture
 from .preprocess import DEFAULT_MAX_PIXELS, check_max_pixels
 
@@ -44,7 +44,7 @@ SPLIT_RULE = ("folder names train/val/test where present (the data set's own spl
               "otherwise sha1(file name) -> 75/10/15 %")
 MAX_UNDECODABLE_SHARE = 0.01  # default: more than 1 % undecodable files stops training
 EXAMPLES = 5  # undecodable paths named in errors and in the card
-ROBUSTNESS = ("jpeg70", "half")
+ROBUSTNESS = ("jpeg70", "half", "blur")
 
 
 def sha256_file(path) -> str:
@@ -56,21 +56,26 @@ def sha256_file(path) -> str:
 
 
 def inference_note() -> str:
+    from . import faces
+
     return (
         "The engine (ml.inference.Engine) decodes JPEG/PNG/WebP only (Pillow), refusing any "
         "image above the pixel limit it was loaded with (Engine.load(max_pixels=...); the "
-        "service passes its DETECTION_MAX_PIXELS setting), "
-        "applies EXIF orientation, converts to RGB, then looks for a frontal face with OpenCV's "
-        f"Haar cascade. It crops only when the largest face is small (face width < "
-        f"{SMALL_FACE_FRACTION} x the shorter image side): a square of {FACE_MARGIN} x the face "
-        "width around it (the framing of the training crops). Otherwise (no face, or a face "
-        "already filling the frame like the training images) it uses the centre square of the "
-        "whole image. Then the same preprocessing as training: Lanczos resize to the input "
-        "size. `evaluate` feeds the data set's images through that same preprocessing without "
-        "the face step (they are face crops already). Face detection needs an OpenCV build that "
-        "ships the Haar cascade (opencv-python-headless 4.x, tested with 4.14.0.94); OpenCV 5.x "
-        "wheels dropped it, and with them the engine reports face_found false and always uses "
-        "the whole image."
+        "service passes its DETECTION_MAX_PIXELS setting), applies EXIF orientation, converts "
+        "to RGB, then finds every face with MTCNN (the mtcnn package, weights inside its "
+        f"wheel, MIT licence): on a copy at most {faces.DETECT_MAX_SIDE} px long, padded by "
+        f"{faces.PAD_FRACTION:.0%} so that a tight face crop is still found, keeping faces "
+        f"with confidence >= {faces.MIN_CONFIDENCE} and a side >= "
+        f"{faces.MIN_FACE_FRACTION:.0%} of the shorter image side, at most {faces.MAX_FACES}. "
+        "One face filling the frame (width >= "
+        f"{faces.SMALL_FACE_FRACTION} x the shorter side, as in the training images) is "
+        "judged on the centre square of the whole image, exactly the training preprocessing; "
+        f"a smaller face, or each of several, on a square of {faces.FACE_MARGIN} x its box. "
+        "Then Lanczos resize to the input size, the model (with test-time flips when the card "
+        "says so) and the calibration. The image's verdict is its most suspicious face; with "
+        "no face the verdict is 'no face', never 'real'. `evaluate` feeds the data set's "
+        "images through the training preprocessing (they are face crops already); the "
+        "serving-path table measures the product's own path on the same test images."
     )
 
 
@@ -101,6 +106,10 @@ class TrainConfig:
     max_minutes: float | None = None
     exclude_sources: tuple[str, ...] = ()
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    blend: BlendConfig = field(default_factory=BlendConfig)  # self-blended fakes (off: 0)
+    # With steps_per_epoch the training stream repeats and every epoch is that many batches:
+    # configurations compared in an ablation then see the same number of images.
+    steps_per_epoch: int | None = None
     seed: int = 1234
     uncertain_width: float | None = None  # None: calibration.DEFAULT_UNCERTAIN_WIDTH
     robustness: bool = True
@@ -116,6 +125,10 @@ class TrainConfig:
         spec = get_architecture(self.arch)
         size = int(self.image_size or spec.default_size)
         spec.check_image_size(size)
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError("steps per epoch must be at least 1")
+        if not 0.0 <= self.blend.share < 1.0:
+            raise ValueError(f"the self-blended share must be within 0..1, not {self.blend.share}")
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ValueError("epochs, batch size and patience must be at least 1")
         if not 0.0 <= self.max_undecodable_share <= 1.0:
@@ -219,7 +232,8 @@ def fit_model(data: PreparedData, config: TrainConfig, out_dir) -> FitResult:
                   metrics=[keras.metrics.AUC(name="auc"), "accuracy"])
     ds_tr = make_dataset(data.train, cfg.image_size, max_pixels=cfg.max_pixels,
                          batch_size=cfg.batch_size, training=True, augment_config=cfg.augment,
-                         seed=cfg.seed)
+                         seed=cfg.seed, blend_config=cfg.blend,
+                         repeat=cfg.steps_per_epoch is not None)
     ds_va = make_dataset(data.val, cfg.image_size, max_pixels=cfg.max_pixels, batch_size=64)
 
     state = {"best": math.inf, "best_epoch": 0, "weights": None, "stopped_by": "epochs"}
@@ -241,7 +255,8 @@ def fit_model(data: PreparedData, config: TrainConfig, out_dir) -> FitResult:
     callbacks = [Guard(), keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5,
                                                             patience=1, min_lr=lr / 32)]
     hist = model.fit(ds_tr, validation_data=ds_va, epochs=cfg.epochs, callbacks=callbacks,
-                     verbose=cfg.verbose, shuffle=False)  # tf.data shuffles already
+                     steps_per_epoch=cfg.steps_per_epoch, verbose=cfg.verbose,
+                     shuffle=False)  # tf.data shuffles already
     train_seconds = time.time() - t_start
     if state["weights"] is not None:
         model.set_weights(state["weights"])
@@ -267,17 +282,37 @@ def fit_model(data: PreparedData, config: TrainConfig, out_dir) -> FitResult:
 
 def calibrate(model, val_records, image_size: int, *,
               uncertain_width: float = calibration.DEFAULT_UNCERTAIN_WIDTH,
-              max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
-    """Platt scaling, decision threshold and uncertain band, all chosen on the val split.
+              max_pixels: int = DEFAULT_MAX_PIXELS, held_out=None, flips: bool = False) -> dict:
+    """Platt scaling, decision threshold and uncertain band.
 
-    Returns the card fields: calibration, threshold, uncertain_low/high, uncertain_rule.
+    Without ``held_out``: all chosen on the val split. With ``held_out`` = ``(labels, raw
+    scores, sources)`` of leave-one-source-out predictions (``loso.held_out_predictions``), on
+    val and those together, half the weight each (every held-out source weighted alike), so
+    that a probability means about the same on a source the model never saw. The result then
+    also says how well calibrated the held-out predictions are: in-sample, and with each
+    source's calibration fitted without that source (the honest figure).
+
+    Returns the card fields: calibration, threshold, uncertain_low/high, uncertain_rule and,
+    with ``held_out``, calibration_data.
     """
     from .evaluate import raw_probabilities
 
-    raw = raw_probabilities(model, val_records, image_size, max_pixels=max_pixels)
-    y = np.array([r.label for r in val_records])
-    calib = calibration.fit_platt(raw, y)
-    thr = calibration.choose_threshold(calibration.apply(raw, calib), y)
+    raw_val = raw_probabilities(model, val_records, image_size, max_pixels=max_pixels,
+                                flips=flips)
+    y_val = np.array([r.label for r in val_records])
+    extra = {}
+    if held_out is None or not len(held_out[0]):
+        calib = calibration.fit_platt(raw_val, y_val)
+        thr = calibration.choose_threshold(calibration.apply(raw_val, calib), y_val)
+        rule_data = "the validation split"
+    else:
+        y_ho, raw_ho, src_ho = (np.asarray(held_out[0]), np.asarray(held_out[1]),
+                                np.asarray(held_out[2]))
+        calib, thr = _fit_with_held_out(raw_val, y_val, raw_ho, y_ho, src_ho)
+        extra = {"calibration_data": _held_out_calibration_report(
+            raw_val, y_val, raw_ho, y_ho, src_ho, calib, thr)}
+        rule_data = ("the validation split and the leave-one-source-out predictions, "
+                     "half the weight each")
     low, high = calibration.uncertain_band(thr, uncertain_width)
     return {
         "calibration": calib,
@@ -286,6 +321,58 @@ def calibrate(model, val_records, image_size: int, *,
         "uncertain_high": high,
         "uncertain_rule": f"uncertain when |P(fake) - threshold| <= {uncertain_width} "
                           "(band clipped to [0.01, 0.99])",
+        "calibrated_on": rule_data,
+        **extra,
+    }
+
+
+def _weights(n_val: int, sources) -> np.ndarray:
+    sources = np.asarray(sources)
+    names = np.unique(sources)
+    w_ho = np.zeros(len(sources))
+    for s in names:
+        m = sources == s
+        w_ho[m] = 0.5 / len(names) / m.sum()
+    return np.concatenate([np.full(n_val, 0.5 / max(1, n_val)), w_ho])
+
+
+def _fit_with_held_out(raw_val, y_val, raw_ho, y_ho, src_ho):
+    raw = np.concatenate([raw_val, raw_ho])
+    y = np.concatenate([y_val, y_ho])
+    w = _weights(len(raw_val), src_ho)
+    calib = calibration.fit_platt(raw, y, weights=w)
+    thr = calibration.choose_threshold(calibration.apply(raw, calib), y, weights=w)
+    return calib, thr
+
+
+def _held_out_calibration_report(raw_val, y_val, raw_ho, y_ho, src_ho, calib, thr) -> dict:
+    from . import metrics
+
+    p_in = calibration.apply(raw_ho, calib)
+    p_cv = np.zeros(len(raw_ho))
+    per = {}
+    for s in np.unique(src_ho):
+        m = src_ho == s
+        c_s, t_s = _fit_with_held_out(raw_val, y_val, raw_ho[~m], y_ho[~m], src_ho[~m])
+        p_cv[m] = calibration.apply(raw_ho[m], c_s)
+        reals = m & (y_ho == 0)
+        fakes = m & (y_ho == 1)
+        per[str(s)] = {
+            "ece_cross_validated": metrics.expected_calibration_error(p_cv[m], y_ho[m]),
+            "false_fake_rate": float(np.mean(p_in[reals] >= thr)) if reals.any() else None,
+            "fake_caught_rate": float(np.mean(p_in[fakes] >= thr)) if fakes.any() else None,
+            "n": int(m.sum()),
+        }
+    return {
+        "held_out_images": int(len(raw_ho)),
+        "val_images": int(len(raw_val)),
+        "ece_held_out_in_sample": metrics.expected_calibration_error(p_in, y_ho),
+        "ece_held_out_cross_validated": metrics.expected_calibration_error(p_cv, y_ho),
+        "ece_val": metrics.expected_calibration_error(calibration.apply(raw_val, calib), y_val),
+        "per_source": per,
+        "note": "held-out predictions come from the leave-one-source-out fold models (each "
+                "source scored by a model that never saw it); cross-validated: each source's "
+                "probabilities calibrated by a fit made without that source",
     }
 
 
@@ -329,6 +416,8 @@ def build_card(config: TrainConfig, data_roots, data: PreparedData, fit: FitResu
             "max_minutes": cfg.max_minutes,
             "seed": cfg.seed,
             "augmentation": cfg.augment.as_dict(),
+            "self_blended": cfg.blend.as_dict(),
+            "steps_per_epoch": cfg.steps_per_epoch,
             "history": fit.history,
             "hardware": hardware if hardware is not None else hardware_note(),
         },
@@ -363,6 +452,13 @@ def write_model_card(out_dir, card: dict, model, data: PreparedData, *,
                                            max_pixels=max_pixels)
                 r["auc_drop"] = test_res["roc_auc"] - r["roc_auc"]
                 card["robustness"][kind] = r
+            write_card(out_dir, card)
+            # The product's own path: stored re-encode, face step, per-face verdicts.
+            from .evaluate import evaluate_serving
+            from .inference import Engine
+
+            engine = Engine.load(out_dir, max_pixels=max_pixels)
+            card["serving_path"] = evaluate_serving(engine, data.test, training_path_p=p_te)
     write_card(out_dir, card)
     for leftover in out_dir.glob("*.tmp.keras"):
         leftover.unlink()
@@ -374,12 +470,14 @@ def write_model_card(out_dir, card: dict, model, data: PreparedData, *,
 
 
 def train(data_roots, out_dir, config: TrainConfig | None = None, *,
-          progress: Callable[[str], None] | None = None, **options) -> dict:
+          progress: Callable[[str], None] | None = None, loso: dict | None = None,
+          **options) -> dict:
     """Train a model directory (model.keras, card.json, card.md, plots/) and return its card.
 
     ``config`` and/or keyword ``options`` (the ``TrainConfig`` fields, e.g. ``arch``,
     ``epochs``, ``image_size``, ``max_undecodable_share``) set the options; ``progress``, when
-    given, receives a line of text at each step.
+    given, receives a line of text at each step. ``loso`` (``ml.loso.calibration_inputs``): the
+    same recipe's leave-one-source-out results, for the calibration and the card.
     """
     cfg = replace(config or TrainConfig(), **options).resolved()
     say = progress or (lambda _line: None)
@@ -398,9 +496,19 @@ def train(data_roots, out_dir, config: TrainConfig | None = None, *,
     fit = fit_model(data, cfg, out_dir)
     say(f"fitted: {len(fit.history.get('loss', []))} epochs in {fit.train_seconds / 60:.1f} "
         f"min, best epoch {fit.best_epoch}, stopped by {fit.stopped_by}")
+    loso_summary, held_out, flips = None, None, False
+    if loso is not None:
+        loso_summary, held_out, flips = loso["summary"], loso["held_out"], loso["flips"]
+        say(f"calibrating on val and {len(held_out[0])} held-out predictions from "
+            f"{len(loso_summary['per_source'])} folds (test-time flips: "
+            f"{'on' if flips else 'off'})")
     calibrated = calibrate(fit.model, data.val, cfg.image_size,
-                           uncertain_width=cfg.uncertain_width, max_pixels=cfg.max_pixels)
+                           uncertain_width=cfg.uncertain_width, max_pixels=cfg.max_pixels,
+                           held_out=held_out, flips=flips)
     card = build_card(cfg, data_roots, data, fit, calibrated)
+    card["test_time_flips"] = bool(flips)
+    if loso_summary is not None:
+        card["loso"] = loso_summary
     card = write_model_card(out_dir, card, fit.model, data, robustness=cfg.robustness,
                             plots=cfg.plots, max_pixels=cfg.max_pixels)
     say(f"wrote {Path(out_dir) / CARD_JSON}")

@@ -41,6 +41,19 @@ def test_discovery_mixed_case_depths(mixed_tree):
     assert recs["top.png"].source == "root"
 
 
+def test_source_name_may_contain_a_label_word(tmp_path):
+    """``utkface_real/train/real/x.jpg`` is source utkface_real (its label folder is deeper),
+    while ``root/real/x.png`` still has the root as its source."""
+    save(make_image(1), tmp_path / "utkface_real" / "train" / "real" / "u.jpg")
+    save(make_image(2, fake=True), tmp_path / "fakes_gan" / "fake" / "f.png")
+    save(make_image(3), tmp_path / "real" / "top.png")
+    recs = {r.path.rsplit("/", 1)[-1]: r for r in data.discover([tmp_path])}
+    assert recs["u.jpg"].source == "utkface_real" and recs["u.jpg"].label == 0
+    assert recs["u.jpg"].split == "train"
+    assert recs["f.png"].source == "fakes_gan" and recs["f.png"].label == 1
+    assert recs["top.png"].source == tmp_path.name
+
+
 def test_label_and_split_words():
     assert data.label_of("Train_Fake") == 1 and data.label_of("REAL") == 0
     assert data.label_of("surreal") is None and data.label_of("fakeness") is None
