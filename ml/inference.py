@@ -1,8 +1,8 @@
 """The inference engine used by the Celery workers (TensorFlow is imported lazily).
 
     engine = Engine.load(max_pixels=settings.DETECTION_MAX_PIXELS)  # once per process, after fork
-    pred = engine.predict(image_bytes)     # -> Prediction
-    preds = engine.predict_batch([...])
+    pred = engine.predict(image_bytes)     # -> Prediction: a verdict per face, or "no face"
+    preds = engine.predict_batch([...])    # one model call for every face of every image
 
 One compiled call (``tf.function`` with a fixed input signature) serves every request; the
 Keras ``model.predict`` loop is never used per image.
@@ -14,31 +14,73 @@ import logging
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import WEIGHTS_NAME, calibration, model_version, read_card, resolve_model_dir
+from .faces import MAX_FACES
 from .preprocess import ImageDecodeError, check_max_pixels, fit, load_image
 
-__all__ = ["Engine", "ImageDecodeError", "Prediction", "compiled_model_fn"]
+__all__ = ["NO_FACE", "Engine", "FaceVerdict", "ImageDecodeError", "Prediction",
+           "compiled_model_fn"]
+
+
+NO_FACE = "no_face"
+
+
+@dataclass(frozen=True)
+class FaceVerdict:
+    """The model's verdict on one face."""
+
+    box: tuple[int, int, int, int]  # (x, y, w, h), original pixels after EXIF orientation
+    fake_probability: float  # calibrated, 0..1
+    label: str  # "real" | "fake" | "uncertain"
+    detector_confidence: float
+
+    def as_dict(self) -> dict:
+        return {"box": list(self.box), "fake_probability": self.fake_probability,
+                "label": self.label, "detector_confidence": self.detector_confidence}
 
 
 @dataclass(frozen=True)
 class Prediction:
-    fake_probability: float  # calibrated, 0..1
-    label: str  # "real" | "fake" | "uncertain"
+    """The image's verdict: the most suspicious face decides; no face means no verdict."""
+
+    fake_probability: float | None  # of the deciding face; None when no face was found
+    label: str  # "real" | "fake" | "uncertain" | "no_face"
     model_name: str
     model_version: str
-    face_found: bool
-    face_box: tuple[int, int, int, int] | None  # (x, y, w, h), original pixels after EXIF
+    faces: tuple[FaceVerdict, ...]  # largest first, numbered 1.. in this order
     inference_ms: float
 
+    @property
+    def face_found(self) -> bool:
+        return bool(self.faces)
+
+    @property
+    def deciding_face(self) -> int | None:
+        """Index into ``faces`` of the face behind the verdict (highest P(fake))."""
+        if not self.faces:
+            return None
+        return max(range(len(self.faces)), key=lambda i: self.faces[i].fake_probability)
+
+    @property
+    def face_box(self) -> tuple[int, int, int, int] | None:
+        i = self.deciding_face
+        return None if i is None else self.faces[i].box
+
     def as_dict(self) -> dict:
-        d = asdict(self)
-        d["face_box"] = list(self.face_box) if self.face_box is not None else None
-        return d
+        return {
+            "fake_probability": self.fake_probability,
+            "label": self.label,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "faces": [f.as_dict() for f in self.faces],
+            "deciding_face": self.deciding_face,
+            "inference_ms": self.inference_ms,
+        }
 
 
 def compiled_model_fn(model, image_size: int):
@@ -77,7 +119,8 @@ def _configure_threads(intra: int | None, inter: int | None) -> None:
 class Engine:
     """Loads a model directory once and serves predictions. Create it after forking."""
 
-    def __init__(self, model, card: dict, model_dir: Path, *, max_pixels: int):
+    def __init__(self, model, card: dict, model_dir: Path, *, max_pixels: int,
+                 max_faces: int = MAX_FACES):
         self._model = model
         self.max_pixels: int = check_max_pixels(max_pixels)  # larger images: ImageDecodeError
         self.card = card
@@ -89,13 +132,15 @@ class Engine:
         self.uncertain_low: float = float(card["uncertain_low"])
         self.uncertain_high: float = float(card["uncertain_high"])
         self._calib = card.get("calibration")
+        self.flips: bool = bool(card.get("test_time_flips", False))
+        self.max_faces: int = int(max_faces)
         self._fn = compiled_model_fn(model, self.image_size)
         self._local = threading.local()
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike | None = None, *,
              intra_threads: int | None = None, inter_threads: int | None = None,
-             max_pixels: int) -> Engine:
+             max_pixels: int, max_faces: int = MAX_FACES) -> Engine:
         """Load ``model_dir`` (default: the shipped model). ``max_pixels`` is required: the
         caller's own limit (the service: ``settings.DETECTION_MAX_PIXELS``; stand-alone tools:
         ``preprocess.DEFAULT_MAX_PIXELS``); a larger image raises ``ImageDecodeError``."""
@@ -106,7 +151,7 @@ class Engine:
         model_dir = resolve_model_dir(model_dir)
         card = read_card(model_dir)
         model = load_model(model_dir / card.get("weights_file", WEIGHTS_NAME))
-        engine = cls(model, card, model_dir, max_pixels=max_pixels)
+        engine = cls(model, card, model_dir, max_pixels=max_pixels, max_faces=max_faces)
         engine._warm_up()
         return engine
 
@@ -115,62 +160,93 @@ class Engine:
         s = self.image_size
         self._fn(np.zeros((1, s, s, 3), np.uint8)).numpy()
         self._fn(np.zeros((2, s, s, 3), np.uint8)).numpy()
+        self._detector().detect(np.full((64, 64, 3), 127, np.uint8))  # builds MTCNN's graphs
 
     def _detector(self):
         det = getattr(self._local, "detector", None)
         if det is None:
             from .faces import FaceDetector
 
-            det = self._local.detector = FaceDetector()
+            det = self._local.detector = FaceDetector(max_faces=self.max_faces)
         return det
 
-    def _prepare(self, image):
-        """-> (uint8 (S, S, 3), face_found, face_box)."""
+    def prepare(self, image) -> tuple[list[np.ndarray], list]:
+        """The model inputs of one image: ``([uint8 (S, S, 3) per face], [faces.Face, ...])``.
+
+        One face that fills the frame (the framing of every training image) is judged on the
+        whole image, centre square, through exactly the training preprocessing
+        (``preprocess.fit``); smaller faces, or several, each on its own square crop.
+        """
         from .faces import crop_box_for
 
         img = load_image(image, max_pixels=self.max_pixels)
-        rgb = np.asarray(img)
-        faces = self._detector().detect(rgb)
-        face_box = None
-        if faces:
-            face = faces[0]
-            crop = crop_box_for(face, img.width, img.height)
-            if crop is not None:
+        faces = self._detector().detect(np.asarray(img))
+        arrays = []
+        for face in faces:
+            # With several faces each gets its own crop, even a large one: the whole image
+            # would show them all and give every face the same verdict.
+            crop = crop_box_for(face, img.width, img.height, whole_image_ok=len(faces) == 1)
+            if crop is None:
+                arrays.append(fit(img, self.image_size))
+            else:
                 x, y, w, h = crop
-                img = img.crop((x, y, x + w, y + h))
-                face_box = tuple(int(v) for v in face)
-        return fit(img, self.image_size), face_box is not None, face_box
+                arrays.append(fit(img.crop((x, y, x + w, y + h)), self.image_size))
+        return arrays, faces
 
-    def _make(self, p_raw: float, face_found: bool, face_box, ms: float) -> Prediction:
-        p = float(calibration.apply(np.array([p_raw]), self._calib)[0])
-        return Prediction(
-            fake_probability=p,
-            label=calibration.label_for(p, self.threshold, self.uncertain_low,
-                                        self.uncertain_high),
-            model_name=self.name,
-            model_version=self.version,
-            face_found=bool(face_found),
-            face_box=face_box,
-            inference_ms=float(ms),
-        )
+    def _calibrated(self, raw) -> np.ndarray:
+        return calibration.apply(np.asarray(raw, np.float64), self._calib)
+
+    def _label(self, p: float) -> str:
+        return calibration.label_for(p, self.threshold, self.uncertain_low, self.uncertain_high)
+
+    def _raw(self, batch: np.ndarray) -> np.ndarray:
+        """Uncalibrated P(fake) per row; with test-time flips the mean logit of each image and
+        its mirror (the card's ``test_time_flips``)."""
+        if not len(batch):
+            return np.zeros(0)
+        if not self.flips:
+            return self._fn(batch).numpy().reshape(-1)
+        both = self._fn(np.concatenate([batch, batch[:, :, ::-1]])).numpy().reshape(-1)
+        n = len(batch)
+        return calibration.sigmoid((calibration.logit(both[:n]) + calibration.logit(both[n:]))
+                                   / 2)
+
+    def _make(self, raw, faces, ms: float) -> Prediction:
+        verdicts = tuple(
+            FaceVerdict(box=tuple(int(v) for v in f.box), fake_probability=float(p),
+                        label=self._label(float(p)), detector_confidence=round(f.confidence, 4))
+            for f, p in zip(faces, self._calibrated(raw), strict=True))
+        if verdicts:
+            top = max(verdicts, key=lambda v: v.fake_probability)
+            p_img, label = top.fake_probability, top.label
+        else:
+            p_img, label = None, NO_FACE
+        return Prediction(fake_probability=p_img, label=label, model_name=self.name,
+                          model_version=self.version, faces=verdicts, inference_ms=float(ms))
 
     def predict_array(self, arr: np.ndarray) -> float:
         """Uncalibrated P(fake) for one already-prepared uint8 (S, S, 3) array."""
-        return float(self._fn(arr[None]).numpy().reshape(-1)[0])
+        return float(self._raw(arr[None])[0])
 
     # -- public API ------------------------------------------------------------------------
     def predict(self, image) -> Prediction:
         t0 = time.perf_counter()
-        arr, found, box = self._prepare(image)
-        p_raw = self.predict_array(arr)
-        return self._make(p_raw, found, box, (time.perf_counter() - t0) * 1000.0)
+        arrays, faces = self.prepare(image)
+        raw = self._raw(np.stack(arrays)) if arrays else np.zeros(0)
+        return self._make(raw, faces, (time.perf_counter() - t0) * 1000.0)
 
     def predict_batch(self, images: list) -> list[Prediction]:
+        """One model call for every face of every image."""
         if not images:
             return []
         t0 = time.perf_counter()
-        prepared = [self._prepare(im) for im in images]
-        batch = np.stack([a for a, _, _ in prepared])
-        raw = self._fn(batch).numpy().reshape(-1)
+        prepared = [self.prepare(im) for im in images]
+        arrays = [a for arrs, _ in prepared for a in arrs]
+        raw = self._raw(np.stack(arrays)) if arrays else np.zeros(0)
         ms = (time.perf_counter() - t0) * 1000.0 / len(images)
-        return [self._make(float(r), f, b, ms) for r, (_, f, b) in zip(raw, prepared, strict=True)]
+        out, at = [], 0
+        for arrs, faces in prepared:
+            out.append(self._make(raw[at:at + len(arrs)], faces, ms))
+            at += len(arrs)
+        return out
+
