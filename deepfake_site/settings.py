@@ -267,6 +267,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two fields named "label" with different choices (a detection's, a face's): named here, so
+    # the detection's keeps the component name clients were generated with.
+    "ENUM_NAME_OVERRIDES": {
+        "LabelEnum": "detection.models.Detection.Label",
+        "FaceLabelEnum": "detection.models.DetectionFace.Label",
+    },
 }
 
 # --- Static and media -----------------------------------------------------------------------

@@ -1,6 +1,18 @@
 from django.contrib import admin
 
-from detection.models import Detection, DetectionBatch, WorkerHeartbeat
+from detection.models import Detection, DetectionBatch, DetectionFace, WorkerHeartbeat
+
+
+class DetectionFaceInline(admin.TabularInline):
+    model = DetectionFace
+    fields = ["index", "label", "fake_probability", "box", "detector_confidence"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    # Faces come with the worker's verdict, like the rest of it.
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Detection)
@@ -11,6 +23,7 @@ class DetectionAdmin(admin.ModelAdmin):
     search_fields = ["original_name", "sha256", "owner__username"]
     raw_id_fields = ["owner", "batch"]
     date_hierarchy = "created_at"
+    inlines = [DetectionFaceInline]
     # Verdicts come from the worker; the admin is for looking, not for making them up.
     readonly_fields = [f.name for f in Detection._meta.fields if f.name not in ("owner", "batch")]
 

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django.db.models.expressions import OrderBy
 
 from detection.models import Detection
 
 # What people and API clients may order by, with the tie-breakers that make pages stable, and
 # how the history page names each one.
-ORDERINGS: dict[str, tuple[tuple[str, ...], str]] = {
+# Rows without a probability (not done yet, or no face found) come last both ways: PostgreSQL
+# would put them first in descending order, above the most likely fakes.
+ORDERINGS: dict[str, tuple[tuple[str | OrderBy, ...], str]] = {
     "-created_at": (("-created_at", "-id"), "Newest first"),
     "created_at": (("created_at", "id"), "Oldest first"),
-    "-fake_probability": (("-fake_probability", "-created_at", "-id"), "Most likely fake first"),
-    "fake_probability": (("fake_probability", "-created_at", "-id"), "Most likely real first"),
+    "-fake_probability": (
+        (F("fake_probability").desc(nulls_last=True), "-created_at", "-id"),
+        "Most likely fake first",
+    ),
+    "fake_probability": (
+        (F("fake_probability").asc(nulls_last=True), "-created_at", "-id"),
+        "Most likely real first",
+    ),
     "original_name": (("original_name", "-created_at", "-id"), "File name A–Z"),
     "-original_name": (("-original_name", "-created_at", "-id"), "File name Z–A"),
 }

@@ -85,6 +85,9 @@ class Detection(models.Model):
         REAL = "real", "Real"
         FAKE = "fake", "Fake"
         UNCERTAIN = "uncertain", "Uncertain"
+        # The detector found no face: the model judges faces only, so there is no real/fake
+        # verdict (it must not call a landscape "real").
+        NO_FACE = "no_face", "No face"
 
     FINAL_STATUSES = (Status.DONE, Status.FAILED)
 
@@ -126,7 +129,12 @@ class Detection(models.Model):
     threshold = models.FloatField(null=True, blank=True)
     uncertain_low = models.FloatField(null=True, blank=True)
     uncertain_high = models.FloatField(null=True, blank=True)
-    face_box = models.JSONField(null=True, blank=True)  # [x, y, w, h] in image pixels
+    # The deciding face's box, [x, y, w, h] in image pixels; null when no face was found (and for
+    # verdicts of the old whole-image model). Every face is in `faces` (DetectionFace).
+    face_box = models.JSONField(null=True, blank=True)
+    # The 1-based DetectionFace.index of the face that decided (the most suspicious one); null
+    # before a verdict and when no face was found.
+    deciding_face = models.PositiveSmallIntegerField(null=True, blank=True)
     inference_ms = models.FloatField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
@@ -144,12 +152,17 @@ class Detection(models.Model):
             models.Index(fields=["status", "queued_at"], name="detection_status_queued"),
         ]
         constraints = [
+            # A done row has a verdict and the band it was made with; its probability is that of
+            # the deciding face, so there is one exactly when a face was found.
             models.CheckConstraint(
                 condition=~models.Q(status="done")
                 | (
-                    models.Q(fake_probability__isnull=False)
-                    & ~models.Q(label="")
+                    ~models.Q(label="")
                     & models.Q(uncertain_low__isnull=False, uncertain_high__isnull=False)
+                    & (
+                        (models.Q(label="no_face") & models.Q(fake_probability__isnull=True))
+                        | (~models.Q(label="no_face") & models.Q(fake_probability__isnull=False))
+                    )
                 ),
                 name="detection_done_has_verdict",
             ),
@@ -157,6 +170,10 @@ class Detection(models.Model):
                 condition=models.Q(fake_probability__isnull=True)
                 | models.Q(fake_probability__gte=0, fake_probability__lte=1),
                 name="detection_probability_in_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(deciding_face__isnull=True) | models.Q(deciding_face__gte=1),
+                name="detection_deciding_face_numbered_from_1",
             ),
         ]
 
@@ -184,14 +201,70 @@ class Detection(models.Model):
 
     @property
     def face_box_percent(self) -> dict[str, float] | None:
-        """The face box as percentages of the image, to draw it over a scaled image."""
-        box = self.face_box
-        if not box or len(box) != 4 or not self.width or not self.height:
-            return None
-        x, y, w, h = (float(v) for v in box)
-        return {
-            "left": round(100 * x / self.width, 3),
-            "top": round(100 * y / self.height, 3),
-            "width": round(100 * w / self.width, 3),
-            "height": round(100 * h / self.height, 3),
-        }
+        """The deciding face's box as percentages of the image, to draw it over a scaled image."""
+        return box_percent(self.face_box, width=self.width, height=self.height)
+
+
+def box_percent(box: object, *, width: int, height: int) -> dict[str, float] | None:
+    """[x, y, w, h] in pixels as percentages of a width x height image; None without a box."""
+    if not isinstance(box, list | tuple) or len(box) != 4 or not width or not height:
+        return None
+    x, y, w, h = (float(v) for v in box)
+    return {
+        "left": round(100 * x / width, 3),
+        "top": round(100 * y / height, 3),
+        "width": round(100 * w / width, 3),
+        "height": round(100 * h / height, 3),
+    }
+
+
+class DetectionFace(models.Model):
+    """The model's verdict on one face of a detection's image; the most suspicious one decides.
+
+    Numbered 1.. in the detector's order (largest face first), as people see them on the page.
+    """
+
+    class Label(models.TextChoices):
+        REAL = "real", "Real"
+        FAKE = "fake", "Fake"
+        UNCERTAIN = "uncertain", "Uncertain"
+
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="faces")
+    index = models.PositiveSmallIntegerField()
+    # [x, y, w, h] in image pixels (after EXIF orientation). Null: the box is unknown and the
+    # whole image was judged (verdicts of the old model, migrated as one face).
+    box = models.JSONField(null=True, blank=True)
+    fake_probability = models.FloatField()
+    label = models.CharField(max_length=16, choices=Label.choices)
+    detector_confidence = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [
+            models.UniqueConstraint(fields=["detection", "index"], name="face_unique_index"),
+            models.CheckConstraint(
+                condition=models.Q(index__gte=1), name="face_index_numbered_from_1"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(fake_probability__gte=0, fake_probability__lte=1),
+                name="face_probability_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"face {self.index} of detection {self.detection_id}"
+
+    @property
+    def fake_percent(self) -> float:
+        return round(self.fake_probability * 100, 1)
+
+    @property
+    def box_percent(self) -> dict[str, float] | None:
+        # The detection is cached on the face when faces come from detection.faces or a
+        # prefetch, so this costs no query.
+        detection = self.detection
+        return box_percent(self.box, width=detection.width, height=detection.height)
+
+    @property
+    def is_deciding(self) -> bool:
+        return self.detection.deciding_face == self.index

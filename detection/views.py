@@ -77,8 +77,12 @@ def upload(request: HttpRequest) -> HttpResponse:
 def _detail_context(detection: Detection) -> dict[str, object]:
     # The band the verdict was made with, stored with it; not today's model card.
     band = detection.uncertain_band
+    faces = list(detection.faces.all())  # prefetched by the selector
     return {
         "detection": detection,
+        "faces": faces,
+        # How many boxes the image shows: migrated verdicts of the old model have no box.
+        "faces_drawn": sum(face.box_percent is not None for face in faces),
         "uncertain_low": band.low if band else None,
         "uncertain_high": band.high if band else None,
         "uncertain_width": band.width if band else None,

@@ -8,11 +8,51 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from detection.models import Detection
+from detection.models import Detection, DetectionFace
 
 
 def _absolute(request, url: str) -> str:
     return request.build_absolute_uri(url) if request is not None else url
+
+
+def _box_field(help_text: str) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.IntegerField(),
+        allow_null=True,
+        read_only=True,
+        min_length=4,
+        max_length=4,
+        help_text=help_text,
+    )
+
+
+class DetectionFaceSerializer(serializers.ModelSerializer):
+    index = serializers.IntegerField(
+        read_only=True, min_value=1, help_text="The face's number, 1 for the largest face."
+    )
+    box = _box_field(
+        "[x, y, width, height] in image pixels; null when unknown (a verdict of the old model, "
+        "which judged the whole image)."
+    )
+    fake_probability = serializers.FloatField(
+        read_only=True,
+        min_value=0,
+        max_value=1,
+        help_text="Calibrated probability that this face is fake, 0..1.",
+    )
+    label = serializers.ChoiceField(
+        choices=DetectionFace.Label.choices, read_only=True, help_text="The verdict on this face."
+    )
+    detector_confidence = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="How sure the face detector was that this is a face; null when unknown.",
+    )
+
+    class Meta:
+        model = DetectionFace
+        fields = ["index", "box", "fake_probability", "label", "detector_confidence"]
+        read_only_fields = fields
 
 
 class DetectionSerializer(serializers.ModelSerializer):
@@ -21,13 +61,26 @@ class DetectionSerializer(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField(
         help_text="The stored image (metadata removed); same authentication as the API."
     )
-    face_box = serializers.ListField(
-        child=serializers.IntegerField(),
-        allow_null=True,
+    face_box = _box_field(
+        "[x, y, width, height] in image pixels of the deciding face (the same as its `box` in "
+        "`faces`); null until done, when no face was found, and for old whole-image verdicts."
+    )
+    faces = DetectionFaceSerializer(
+        many=True,
         read_only=True,
-        min_length=4,
-        max_length=4,
-        help_text="[x, y, width, height] in image pixels of the face the model looked at.",
+        help_text=(
+            "Every face the detector found, largest first, each with its own verdict; empty "
+            "until done and when no face was found."
+        ),
+    )
+    deciding_face = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        min_value=1,
+        help_text=(
+            "The `index` of the face that decided the verdict (the most likely fake one); null "
+            "until done and when no face was found."
+        ),
     )
     removed_metadata = serializers.ListField(
         child=serializers.CharField(),
@@ -38,12 +91,18 @@ class DetectionSerializer(serializers.ModelSerializer):
         choices=Detection.Label.choices,
         allow_blank=True,
         read_only=True,
-        help_text="The verdict; blank until the detection is done.",
+        help_text=(
+            "The verdict; blank until the detection is done. `no_face`: the detector found no "
+            "face, and the model judges faces only, so there is no real/fake verdict."
+        ),
     )
     fake_probability = serializers.FloatField(
         read_only=True,
         allow_null=True,
-        help_text="Calibrated probability that the image is fake, 0..1; null until done.",
+        help_text=(
+            "Calibrated probability that the image is fake (that of the deciding face), 0..1; "
+            "null until done and when no face was found."
+        ),
     )
     threshold = serializers.FloatField(
         read_only=True,
@@ -87,6 +146,8 @@ class DetectionSerializer(serializers.ModelSerializer):
             "byte_size",
             "sha256",
             "face_box",
+            "faces",
+            "deciding_face",
             "removed_metadata",
             "image_url",
             "batch",

@@ -4,7 +4,7 @@ import factory
 from django.utils import timezone
 
 from accounts.tests.factories import UserFactory
-from detection.models import Detection, DetectionBatch, WorkerHeartbeat
+from detection.models import Detection, DetectionBatch, DetectionFace, WorkerHeartbeat
 from detection.tests.helpers import image_bytes
 
 
@@ -15,27 +15,55 @@ class DetectionBatchFactory(factory.django.DjangoModelFactory):
     owner = factory.SubFactory(UserFactory)
 
 
+_FINISHED = {
+    "status": Detection.Status.DONE,
+    "model_name": "fake-model",
+    "model_version": "fake-model-20260101-abcdef123456",
+    "threshold": 0.5,
+    "uncertain_low": 0.4,
+    "uncertain_high": 0.6,
+    "attempts": 1,
+    "inference_ms": 15.0,
+    "started_at": factory.LazyFunction(timezone.now),
+    "finished_at": factory.LazyFunction(timezone.now),
+}
+
+
+class DetectionFaceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DetectionFace
+
+    index = factory.Sequence(lambda n: n + 1)
+    box = factory.LazyFunction(lambda: [4, 3, 20, 24])
+    fake_probability = 0.87
+    label = DetectionFace.Label.FAKE
+    detector_confidence = 0.98
+
+
 class DetectionFactory(factory.django.DjangoModelFactory):
-    """A pending detection with a real stored JPEG; `DetectionFactory(done=True)` has a verdict."""
+    """A pending detection with a real stored JPEG. `done=True` has a verdict made on one face
+    (face 1, at face_box, which decided); `no_face=True` is done without a face found.
+    `faces=[{...}, ...]` gives a done row those faces instead (DetectionFace fields, numbered
+    1.. unless an index is given); `faces=[]` none."""
 
     class Meta:
         model = Detection
+        skip_postgeneration_save = True  # the faces hook writes faces, not the detection
 
     class Params:
         done = factory.Trait(
-            status=Detection.Status.DONE,
             label=Detection.Label.FAKE,
             fake_probability=0.87,
-            model_name="fake-model",
-            model_version="fake-model-20260101-abcdef123456",
-            threshold=0.5,
-            uncertain_low=0.4,
-            uncertain_high=0.6,
             face_box=[4, 3, 20, 24],
-            attempts=1,
-            inference_ms=15.0,
-            started_at=factory.LazyFunction(timezone.now),
-            finished_at=factory.LazyFunction(timezone.now),
+            deciding_face=1,
+            **_FINISHED,
+        )
+        no_face = factory.Trait(
+            label=Detection.Label.NO_FACE,
+            fake_probability=None,
+            face_box=None,
+            deciding_face=None,
+            **_FINISHED,
         )
 
     owner = factory.SubFactory(UserFactory)
@@ -48,6 +76,20 @@ class DetectionFactory(factory.django.DjangoModelFactory):
     byte_size = factory.LazyAttribute(lambda o: o.image.size if o.image else 0)
     status = Detection.Status.PENDING
     queued_at = factory.LazyFunction(timezone.now)
+
+    @factory.post_generation
+    def faces(obj: Detection, create: bool, extracted: list[dict] | None, **kwargs) -> None:
+        if not create:
+            return
+        if extracted is None:
+            if obj.status != Detection.Status.DONE or obj.fake_probability is None:
+                return
+            # The verdict's own face, as the worker stores a one-face verdict.
+            extracted = [
+                {"box": obj.face_box, "fake_probability": obj.fake_probability, "label": obj.label}
+            ]
+        for number, face in enumerate(extracted, start=1):
+            DetectionFaceFactory(detection=obj, **{"index": number, **face})
 
 
 class WorkerHeartbeatFactory(factory.django.DjangoModelFactory):

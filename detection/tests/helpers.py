@@ -30,19 +30,25 @@ def upload(name: str = "face.jpg", content: bytes | None = None, content_type="i
     return SimpleUploadedFile(name, image_bytes() if content is None else content, content_type)
 
 
+# The one face of FakeEngine's default answer, in image pixels (x, y, w, h).
+FAKE_FACE_BOX = (4, 3, 20, 24)
+
+
 @dataclass(frozen=True)
-class FakePrediction:
-    fake_probability: float
-    label: str
-    model_name: str
-    model_version: str
-    face_found: bool
-    face_box: tuple[int, int, int, int] | None
-    inference_ms: float
+class FakeFace:
+    """A face for FakeEngine to report: where it is and how likely fake the model finds it."""
+
+    box: tuple[int, int, int, int]
+    probability: float
+    detector_confidence: float = 0.98
 
 
 class FakeEngine:
-    """Stands in for ml.inference.Engine in unit tests; `calls` counts predict() calls."""
+    """Stands in for ml.inference.Engine in unit tests; `calls` counts predict() calls.
+
+    By default it finds one face (FAKE_FACE_BOX) with P(fake) `probability`. `faces` sets the
+    faces instead, largest first as the detector reports them; `faces=()` finds none.
+    """
 
     name = "fake-model"
     version = "fake-model-20260101-abcdef123456"
@@ -50,29 +56,53 @@ class FakeEngine:
     uncertain_low = 0.4
     uncertain_high = 0.6
 
-    def __init__(self, probability: float = 0.91, error: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        probability: float = 0.91,
+        error: BaseException | None = None,
+        faces: tuple[FakeFace, ...] | list[FakeFace] | None = None,
+    ) -> None:
         self.probability = probability
         self.error = error
+        self.faces = faces
         self.calls = 0
         self.inputs: list[bytes] = []
         self._lock = threading.Lock()
 
-    def predict(self, image) -> FakePrediction:
+    def label_for(self, p: float) -> str:
+        if p > self.uncertain_high:
+            return "fake"
+        return "real" if p < self.uncertain_low else "uncertain"
+
+    def predict(self, image):
+        # The engine's own result types, so a change of their shape in ml/ shows up in these
+        # tests; imported here, so that web tests using this module never import ml.
+        from ml.inference import NO_FACE, FaceVerdict, Prediction
+
         with self._lock:
             self.calls += 1
         self.inputs.append(image)
         if self.error is not None:
             raise self.error
-        p = self.probability
-        label = "fake" if p > self.uncertain_high else "real" if p < self.uncertain_low else (
-            "uncertain"
+        faces = self.faces
+        if faces is None:
+            faces = (FakeFace(box=FAKE_FACE_BOX, probability=self.probability),)
+        verdicts = tuple(
+            FaceVerdict(
+                box=tuple(face.box),
+                fake_probability=face.probability,
+                label=self.label_for(face.probability),
+                detector_confidence=face.detector_confidence,
+            )
+            for face in faces
         )
-        return FakePrediction(
-            fake_probability=p,
-            label=label,
+        # As the engine decides: the most suspicious face; no face, no real/fake verdict.
+        top = max(verdicts, key=lambda v: v.fake_probability) if verdicts else None
+        return Prediction(
+            fake_probability=top.fake_probability if top else None,
+            label=top.label if top else NO_FACE,
             model_name=self.name,
             model_version=self.version,
-            face_found=True,
-            face_box=(4, 3, 20, 24),
+            faces=verdicts,
             inference_ms=12.5,
         )

@@ -9,6 +9,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.files.storage import default_storage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -257,3 +259,99 @@ def test_file_flood_is_refused_as_json(token_client, settings):
     response = token_client.post(LIST_URL, {"image": files}, format="multipart")
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "too_many_files"
+
+
+# --- faces and "no face" ------------------------------------------------------------------
+
+THREE_FACES = [
+    {"box": [0, 0, 32, 24], "fake_probability": 0.2, "label": "real", "detector_confidence": 0.99},
+    {"box": [32, 24, 16, 12], "fake_probability": 0.83, "label": "fake"},
+    {"box": [48, 0, 8, 8], "fake_probability": 0.5, "label": "uncertain"},
+]
+
+
+def _three_faces(**fields) -> Detection:
+    return DetectionFactory(
+        done=True,
+        fake_probability=0.83,
+        face_box=[32, 24, 16, 12],
+        deciding_face=2,
+        faces=THREE_FACES,
+        **fields,
+    )
+
+
+def test_detail_has_every_face_and_the_deciding_one(token_client, user):
+    detection = _three_faces(owner=user)
+    data = token_client.get(f"{LIST_URL}{detection.id}/").json()
+    assert data["deciding_face"] == 2
+    assert data["face_box"] == [32, 24, 16, 12]
+    assert data["faces"] == [
+        {"index": 1, "box": [0, 0, 32, 24], "fake_probability": 0.2, "label": "real",
+         "detector_confidence": 0.99},
+        {"index": 2, "box": [32, 24, 16, 12], "fake_probability": 0.83, "label": "fake",
+         "detector_confidence": 0.98},
+        {"index": 3, "box": [48, 0, 8, 8], "fake_probability": 0.5, "label": "uncertain",
+         "detector_confidence": 0.98},
+    ]  # fmt: skip
+
+
+def test_no_face_detail_has_no_probability_and_no_faces(token_client, user):
+    detection = DetectionFactory(owner=user, no_face=True)
+    data = token_client.get(f"{LIST_URL}{detection.id}/").json()
+    assert data["status"] == "done" and data["label"] == "no_face"
+    assert data["fake_probability"] is None
+    assert data["faces"] == [] and data["deciding_face"] is None and data["face_box"] is None
+    # The decision rule of the model that looked is still there.
+    assert (data["uncertain_low"], data["uncertain_high"]) == (0.4, 0.6)
+
+
+def test_list_filters_no_face(token_client, user, other_user):
+    no_face = DetectionFactory(owner=user, no_face=True)
+    DetectionFactory(owner=user, done=True)
+    DetectionFactory(owner=other_user, no_face=True)
+    response = token_client.get(LIST_URL, {"label": "no_face"})
+    assert response.status_code == 200, response.content
+    assert [r["id"] for r in response.json()["results"]] == [no_face.id]
+
+
+def test_list_queries_do_not_grow_with_rows_or_faces(token_client, user):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = token_client.get(LIST_URL)
+        assert response.status_code == 200
+        return len(captured)
+
+    _three_faces(owner=user)
+    DetectionFactory(owner=user)
+    queries()  # the token's first use of the minute is recorded once: not part of the list
+    few = queries()
+    for _ in range(4):
+        _three_faces(owner=user)
+    DetectionFactory(owner=user, no_face=True)
+    more = queries()
+    assert len(token_client.get(LIST_URL).json()["results"]) == 7
+    assert more == few
+    # The rows in one query, and all their faces in one more.
+    assert few == 4  # token, count, detections, faces
+
+
+def test_schema_documents_faces_and_no_face():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(public=True)
+    components = schema["components"]["schemas"]
+    detection = components["Detection"]["properties"]
+    assert "no_face" in components["LabelEnum"]["enum"]
+    assert detection["fake_probability"]["nullable"] is True
+    assert detection["deciding_face"]["nullable"] is True
+    assert detection["faces"]["items"] == {"$ref": "#/components/schemas/DetectionFace"}
+    face = components["DetectionFace"]["properties"]
+    assert set(face) == {"index", "box", "fake_probability", "label", "detector_confidence"}
+    assert face["box"]["nullable"] is True
+    assert components["FaceLabelEnum"]["enum"] == ["real", "fake", "uncertain"]
+    [label] = [
+        p for p in schema["paths"]["/api/v1/detections/"]["get"]["parameters"]
+        if p["name"] == "label"
+    ]  # fmt: skip
+    assert "no_face" in label["schema"]["enum"]

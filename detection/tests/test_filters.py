@@ -72,3 +72,25 @@ def test_page_data_drops_blank_and_invalid_values_keeps_the_rest():
         "&search=cat&page=2"
     )
     assert page_data(query) == {"label": "fake", "search": "cat"}
+
+
+def test_no_face_is_a_verdict_to_filter_by(user):
+    no_face = DetectionFactory(owner=user, no_face=True)
+    DetectionFactory(owner=user, done=True)
+    DetectionFactory(owner=user)
+    assert _ids(user, {"label": "no_face"}) == [no_face.id]
+    # The choices are the model's: a page, the API and the export offer every verdict.
+    assert dict(DetectionFilterSet().form.fields["label"].choices)["no_face"] == "No face"
+
+
+def test_rows_without_a_probability_come_last_in_both_probability_orders(user):
+    # PostgreSQL puts NULL first in descending order: the no-face (and pending) rows must not
+    # come above the most likely fakes.
+    no_face = DetectionFactory(owner=user, no_face=True)
+    fake = DetectionFactory(owner=user, done=True, fake_probability=0.9)
+    real = DetectionFactory(owner=user, done=True, label="real", fake_probability=0.1)
+    pending = DetectionFactory(owner=user)
+    assert _ids(user, {"ordering": "-fake_probability"})[:2] == [fake.id, real.id]
+    assert _ids(user, {"ordering": "fake_probability"})[:2] == [real.id, fake.id]
+    for ordering in ("-fake_probability", "fake_probability"):
+        assert set(_ids(user, {"ordering": ordering})[2:]) == {no_face.id, pending.id}

@@ -4,6 +4,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 
 import pytest
 from django.core.files.storage import default_storage
@@ -11,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from detection.models import Detection
-from detection.tests.factories import DetectionFactory
+from detection.tests.factories import DetectionBatchFactory, DetectionFactory
 from detection.tests.helpers import image_bytes, upload
 
 pytestmark = pytest.mark.django_db
@@ -117,7 +118,7 @@ def test_result_page_done_shows_verdict_band_model_and_face_box(
     assert "Between 35.0% and 65.0% the model is not confident either way" in html
     assert "10.0%" not in html and "90.0%" not in html
     assert detection.model_version in html
-    assert 'class="face-box" x="6.25"' in html  # 4 / 64 px, in the SVG's 0-100 box
+    assert 'class="face-box" x="6.25%" y="6.25%"' in html  # 4 / 64 px, 3 / 48 px
     # The pages' Content-Security-Policy blocks style attributes: geometry is SVG attributes.
     assert "style=" not in html
     assert "EXIF, GPS" in html
@@ -254,3 +255,137 @@ def test_api_help_uses_the_real_host(signed_in):
     assert reverse("accounts:profile") in html
     assert "/api/docs/" in html
     assert "-F image=@first.jpg -F image=@second.png" in html
+
+
+# --- faces and "no face" ------------------------------------------------------------------
+
+# Three faces on the factory's 64 x 48 image, largest first; face 2 is the most likely fake.
+THREE_FACES = [
+    {"box": [0, 0, 32, 24], "fake_probability": 0.2, "label": "real"},
+    {"box": [32, 24, 16, 12], "fake_probability": 0.83, "label": "fake"},
+    {"box": [48, 0, 8, 8], "fake_probability": 0.5, "label": "uncertain"},
+]
+
+
+def _three_faces(**fields) -> Detection:
+    return DetectionFactory(
+        done=True,
+        fake_probability=0.83,
+        face_box=[32, 24, 16, 12],
+        deciding_face=2,
+        faces=THREE_FACES,
+        **fields,
+    )
+
+
+def _face_rows(html: str) -> dict[int, tuple[bool, str]]:
+    """The faces table: face number -> (row highlighted as the deciding one, row text)."""
+    rows = re.findall(r'<tr id="face-(\d+)"([^>]*)>(.*?)</tr>', html, flags=re.DOTALL)
+    return {
+        int(number): ("face-row-deciding" in attrs, " ".join(re.sub("<[^>]+>", " ", cells).split()))
+        for number, attrs, cells in rows
+    }
+
+
+def test_result_page_draws_every_face_numbered_and_lists_them(signed_in, user):
+    detection = _three_faces(owner=user)
+    html = signed_in.get(reverse("detection:detail", args=[detection.id])).content.decode()
+    # A box and a number tag per face, in the detector's order; only face 2 highlighted.
+    assert re.findall(r'<g class="face[^"]*" data-face="(\d+)"', html) == ["1", "2", "3"]
+    assert re.findall(r'<g class="face face-deciding" data-face="(\d+)"', html) == ["2"]
+    assert 'class="face-box" x="50.0%" y="50.0%" width="25.0%" height="25.0%"' in html
+    assert re.findall(r'class="face-number"[^>]*>(\d+)</text>', html) == ["1", "2", "3"]
+    # One table row per face: its number, verdict, P(fake), and which one decided.
+    rows = _face_rows(html)
+    assert list(rows) == [1, 2, 3]
+    assert rows == {
+        1: (False, "1 Real 20.0% –"),
+        2: (True, "2 Fake 83.0% Yes, this face decided"),
+        3: (False, "3 Uncertain 50.0% –"),
+    }
+    assert "(face 2, the most likely fake)" in html
+    assert "No face found" not in html
+    assert "style=" not in html  # the Content-Security-Policy allows no style attribute
+
+
+def test_no_face_result_says_so_plainly(signed_in, user):
+    detection = DetectionFactory(owner=user, no_face=True)
+    response = signed_in.get(reverse("detection:detail", args=[detection.id]))
+    html = response.content.decode()
+    assert 'id="detection-label">No face</span>' in html
+    assert "No face found." in html
+    assert "The face detector found no face in this image." in html
+    assert "The model judges faces only, so there is no real or fake verdict" in html
+    assert "A photo without a face, a drawing, or a face that is very small or turned" in html
+    # No boxes, no faces table, and no probability to show.
+    assert "face-overlay" not in html and "faces-table" not in html
+    assert "Probability that the image is fake" not in html
+    data = signed_in.get(reverse("detection:status", args=[detection.id])).json()
+    assert data["label"] == "no_face" and data["fake_probability"] is None
+    assert "No face found." in data["html"]
+
+
+def test_old_whole_image_verdict_lists_its_face_without_a_box(signed_in, user):
+    # A verdict of the old model, migrated to one face without a box.
+    detection = DetectionFactory(owner=user, done=True, face_box=None)
+    html = signed_in.get(reverse("detection:detail", args=[detection.id])).content.decode()
+    assert list(_face_rows(html)) == [1]
+    assert "face-overlay" not in html
+    assert "the model examined the centre square of the whole image" in html
+
+
+def test_history_and_batch_rows_say_no_face(signed_in, user):
+    batch = DetectionBatchFactory(owner=user)
+    no_face = DetectionFactory(owner=user, no_face=True, batch=batch)
+    several = _three_faces(owner=user, batch=batch)
+    history = signed_in.get(reverse("detection:history")).content.decode()
+    row = history[history.index(f'id="detection-{no_face.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert '<span class="badge badge-no_face">No face</span>' in row
+    assert "–" in row  # no probability
+    page = signed_in.get(reverse("detection:batch", args=[batch.id])).content.decode()
+    row = page[page.index(f'id="detection-{no_face.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "No face</span>" in row and "No face found, so no real/fake verdict." in row
+    row = page[page.index(f'id="detection-{several.id}"') :]
+    assert "3 faces; face 2 decided." in row[: row.index("</tr>")]
+
+
+def test_history_filter_offers_and_applies_no_face(signed_in, user, other_user):
+    no_face = DetectionFactory(owner=user, no_face=True)
+    DetectionFactory(owner=user, done=True)
+    DetectionFactory(owner=user)
+    DetectionFactory(owner=other_user, no_face=True)
+    url = reverse("detection:history")
+    assert '<option value="no_face">No face</option>' in signed_in.get(url).content.decode()
+    response = signed_in.get(url, {"label": "no_face"})
+    assert _history_ids(response) == [no_face.id]
+    assert '<option value="no_face" selected>No face</option>' in response.content.decode()
+
+
+def test_csv_export_filters_no_face_and_counts_faces(signed_in, user):
+    no_face = DetectionFactory(owner=user, no_face=True)
+    several = _three_faces(owner=user)
+    DetectionFactory(owner=user)
+
+    def export(**params) -> list[dict[str, str]]:
+        response = signed_in.get(reverse("detection:export"), params)
+        text = b"".join(response.streaming_content).decode()
+        return list(csv.DictReader(io.StringIO(text)))
+
+    [row] = export(label="no_face")
+    assert row["id"] == str(no_face.id)
+    assert (row["label"], row["fake_probability"], row["face_count"]) == ("no_face", "", "0")
+    counts = {row["id"]: row["face_count"] for row in export(status="done")}
+    assert counts == {str(no_face.id): "0", str(several.id): "3"}
+
+
+def test_csv_export_keeps_its_columns_and_adds_the_face_count_last(signed_in, user):
+    response = signed_in.get(reverse("detection:export"))
+    header = next(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert header == [
+        "id", "created_at", "original_name", "status", "label", "fake_probability",
+        "threshold", "uncertain_low", "uncertain_high", "model_name", "model_version",
+        "width", "height", "format", "byte_size", "sha256", "finished_at", "error",
+        "face_count",
+    ]  # fmt: skip

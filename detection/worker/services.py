@@ -10,16 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from detection.models import Detection
+from detection.models import Detection, DetectionFace
 
 # Through the module, so tests can stand a fake engine in (detection.worker.engine.engine_get).
 from detection.worker import engine as worker_engine
+
+if TYPE_CHECKING:
+    from ml.inference import Engine, Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -105,35 +110,70 @@ def detection_run(*, detection_id: int, claim_token: str | None = None) -> Detec
     except Exception as exc:  # noqa: BLE001 - any model failure: retried, then failed visibly
         return _attempt_failed(detection, mine, exc, ERROR_GAVE_UP)
 
-    finished = mine.update(
-        status=Status.DONE,
-        label=prediction.label,
-        fake_probability=_unit(prediction.fake_probability),
-        # The model's own decision rule, kept with its verdict: a later model with another band
-        # must not re-explain this one.
-        threshold=_unit(engine.threshold),
-        uncertain_low=_unit(engine.uncertain_low),
-        uncertain_high=_unit(engine.uncertain_high),
-        model_name=prediction.model_name[:100],
-        model_version=prediction.model_version[:100],
-        face_box=[int(v) for v in prediction.face_box] if prediction.face_box else None,
-        inference_ms=float(prediction.inference_ms),
-        finished_at=timezone.now(),
-        error="",
-    )
-    if not finished:
+    if not _verdict_save(detection_id=detection_id, mine=mine, engine=engine, result=prediction):
         # Another run took the row over meanwhile (ours outlived the time limit): its verdict
-        # stands, ours is dropped.
+        # stands, ours is dropped, faces included.
         logger.warning("Detection %s: verdict dropped, the row was taken over", detection_id)
         return None
     detection.refresh_from_db()
     logger.info(
-        "Detection %s done: %s %.3f",
+        "Detection %s done: %s %s (%d faces)",
         detection_id,
         detection.label,
-        detection.fake_probability,
+        "-" if detection.fake_probability is None else f"{detection.fake_probability:.3f}",
+        len(prediction.faces),
     )
     return detection
+
+
+def _verdict_save(
+    *, detection_id: int, mine: QuerySet[Detection], engine: Engine, result: Prediction
+) -> bool:
+    """The verdict and its faces, in one transaction with the claimed update: written only while
+    this run still holds the row, and never half (a verdict without its faces, or faces of a
+    dropped verdict). Returns False when the row was taken over."""
+    faces = result.faces
+    deciding = result.deciding_face  # 0-based into faces; None when no face was found
+    no_face = not faces
+    with transaction.atomic():
+        finished = mine.update(
+            status=Status.DONE,
+            # The model was trained on faces only: without one there is no real/fake verdict.
+            label=Detection.Label.NO_FACE if no_face else result.label,
+            fake_probability=None if no_face else _unit(result.fake_probability),
+            # The model's own decision rule, kept with its verdict: a later model with another
+            # band must not re-explain this one.
+            threshold=_unit(engine.threshold),
+            uncertain_low=_unit(engine.uncertain_low),
+            uncertain_high=_unit(engine.uncertain_high),
+            model_name=result.model_name[:100],
+            model_version=result.model_version[:100],
+            face_box=None if no_face else _box(faces[deciding].box),
+            deciding_face=None if no_face else deciding + 1,
+            inference_ms=float(result.inference_ms),
+            finished_at=timezone.now(),
+            error="",
+        )
+        if not finished:
+            return False
+        # Replaced, not added to: a row run again (a redelivery, a re-run) keeps one set of faces.
+        DetectionFace.objects.filter(detection_id=detection_id).delete()
+        DetectionFace.objects.bulk_create(
+            DetectionFace(
+                detection_id=detection_id,
+                index=number,
+                box=_box(face.box),
+                fake_probability=_unit(face.fake_probability),
+                label=face.label,
+                detector_confidence=float(face.detector_confidence),
+            )
+            for number, face in enumerate(faces, start=1)
+        )
+    return True
+
+
+def _box(box) -> list[int] | None:
+    return [int(v) for v in box] if box else None
 
 
 def _unit(value: float) -> float:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from detection.tests.helpers import image_bytes
+from tests.face_images import face_image_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -94,7 +94,7 @@ def test_sign_up_upload_watch_verdict_history_delete(
     page = browser_page
     base = live_server.url
     image = tmp_path / "portrait.jpg"
-    image.write_bytes(image_bytes("JPEG", (160, 120)))
+    image.write_bytes(face_image_bytes("JPEG", (160, 120)))
 
     _sign_up(page, base, "browser")
 
@@ -116,6 +116,7 @@ def test_sign_up_upload_watch_verdict_history_delete(
     verdict = page.locator("#detection-label").inner_text().strip().lower()
     assert verdict in ("real", "fake", "uncertain")
     assert page.locator(".confidence-bar").is_visible()
+    assert page.locator("#faces-table tbody tr").count() == 1
     assert e2e["model_version"] in page.content()
     # The image is served to its owner through the private view.
     assert page.evaluate("document.querySelector('.image-frame img').naturalWidth") == 160

@@ -10,7 +10,8 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_token_create
 from detection.models import Detection
-from detection.tests.helpers import image_bytes, upload
+from detection.tests.helpers import upload
+from tests.face_images import face_image_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -25,6 +26,20 @@ def _wait_final(fetch, timeout: float = 90) -> dict:
         time.sleep(0.5)
 
 
+VERDICTS = ("real", "fake", "uncertain")
+
+
+def _assert_verdict(data: dict) -> None:
+    """A verdict on the one face in the upload, as the API gives it, consistent with it."""
+    assert data["label"] in VERDICTS, data
+    assert len(data["faces"]) == 1, data
+    assert 0.0 <= data["fake_probability"] <= 1.0
+    decided = [f for f in data["faces"] if f["index"] == data["deciding_face"]]
+    assert len(decided) == 1, data
+    assert decided[0]["fake_probability"] == data["fake_probability"]
+    assert decided[0]["box"] == data["face_box"]
+
+
 def test_api_upload_with_token_gets_a_verdict(e2e, user):
     _, key = api_token_create(user=user, name="e2e")
     client = APIClient()
@@ -32,7 +47,8 @@ def test_api_upload_with_token_gets_a_verdict(e2e, user):
 
     response = client.post(
         "/api/v1/detections/",
-        {"image": [upload("one.jpg"), upload("two.png", image_bytes("PNG"), "image/png")]},
+        {"image": [upload("one.jpg", face_image_bytes()),
+                   upload("two.png", face_image_bytes("PNG"), "image/png")]},
         format="multipart",
     )
     assert response.status_code == 202, response.content
@@ -42,8 +58,7 @@ def test_api_upload_with_token_gets_a_verdict(e2e, user):
     for item in items:
         data = _wait_final(lambda url=item["url"]: client.get(url).json())
         assert data["status"] == "done", data
-        assert data["label"] in ("real", "fake", "uncertain")
-        assert 0.0 <= data["fake_probability"] <= 1.0
+        _assert_verdict(data)
         assert data["model_version"] == e2e["model_version"]
         assert data["attempts"] == 1
         row = Detection.objects.get(id=item["id"])
@@ -54,7 +69,8 @@ def test_api_upload_with_token_gets_a_verdict(e2e, user):
 
 def test_form_upload_gets_a_verdict(e2e, client, user):
     client.force_login(user)
-    response = client.post(reverse("detection:upload"), {"images": [upload("face.jpg")]})
+    response = client.post(reverse("detection:upload"),
+                           {"images": [upload("face.jpg", face_image_bytes())]})
     assert response.status_code == 302
     detection = Detection.objects.get(owner=user)
     assert response["Location"] == reverse("detection:detail", args=[detection.id])
@@ -64,7 +80,8 @@ def test_form_upload_gets_a_verdict(e2e, client, user):
     )
     assert data["status"] == "done"
     detection.refresh_from_db()
-    assert detection.label in ("real", "fake", "uncertain")
+    assert detection.label in VERDICTS
+    assert detection.faces.count() == 1
     assert detection.model_version == e2e["model_version"]
     page = client.get(response["Location"]).content.decode()
     assert detection.model_version in page

@@ -209,6 +209,7 @@ def test_two_runs_at_once_give_one_verdict_and_one_model_call(slow_engine):
     assert detection.status == Detection.Status.DONE
     assert detection.attempts == 1
     assert detection.fake_probability == pytest.approx(slow_engine.probability)
+    assert list(detection.faces.values_list("index", flat=True)) == [1]  # one set of faces
 
 
 def test_two_sweeps_at_once_then_their_messages_at_once_give_one_model_call(

@@ -95,7 +95,8 @@ def test_kill_9_of_the_worker_child_mid_inference_redelivers_once(on_fault_worke
     assert detection.status == Status.DONE, detection.error
     assert detection.attempts == 2
     assert detection.claim_token == message_id  # the same message, delivered again
-    assert detection.label in ("real", "fake", "uncertain")
+    # The test image may hold no face the detector accepts: "no face" is a verdict too.
+    assert detection.label in ("real", "fake", "uncertain", "no_face")
     assert detection.model_version == worker.worker.model_version
     calls = [(pid, w) for pid, w in worker.model_calls() if w == SLOW_WIDTH]
     assert len(calls) == 2

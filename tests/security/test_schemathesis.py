@@ -55,6 +55,14 @@ def token(django_user_model) -> str:
     # A few real rows, so ids 1.. sometimes exist and owner paths (200, image bytes) are reached.
     DetectionFactory.create_batch(2, owner=user, done=True)
     DetectionFactory(owner=user)
+    # The other shapes of a verdict: no face (null probability), and several faces.
+    DetectionFactory(owner=user, no_face=True)
+    DetectionFactory(
+        owner=user,
+        done=True,
+        deciding_face=2,
+        faces=[{"fake_probability": 0.1, "label": "real", "box": None}, {}],
+    )
     _, key = api_token_create(user=user, name="schemathesis")
     return key
 
