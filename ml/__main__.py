@@ -1,4 +1,4 @@
-"""Command line: ``python -m ml {train,loso,evaluate,predict,benchmark,annotate} ...``."""
+"""Command line: ``python -m ml {train,loso,calibrate,evaluate,predict,benchmark,annotate}``."""
 
 from __future__ import annotations
 
@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a source the recipe never trains on (its fold shares one model)")
     _add_recipe_flags(lo)
 
+    c = sub.add_parser("calibrate", help="calibrate a trained model again with its recipe's "
+                                         "leave-one-source-out folds; rewrites the card")
+    c.add_argument("--model", required=True, help="model directory")
+    c.add_argument("--data", nargs="+", required=True)
+    c.add_argument("--loso", required=True, metavar="DIR", help="a finished `loso` folder")
+    c.add_argument("--no-robustness", action="store_true")
+    _add_max_pixels(c)
+
     e = sub.add_parser("evaluate", help="metrics overall and per source")
     e.add_argument("--model", default=None, help="model directory (default: shipped model)")
     e.add_argument("--data", nargs="+", required=True)
@@ -218,6 +226,22 @@ def main(argv=None) -> int:
         except (DataError, FileNotFoundError, ValueError) as exc:
             return _fail(str(exc))
         print(format_summary(summary), flush=True)
+        return 0
+
+    if args.cmd == "calibrate":
+        from .data import DataError
+        from .loso import calibration_inputs
+        from .train import recalibrate
+
+        try:
+            card = recalibrate(args.model, args.data, loso=calibration_inputs(args.loso),
+                               command="python -m ml " + shlex.join(argv),
+                               robustness=not args.no_robustness, max_pixels=args.max_pixels,
+                               progress=_say)
+        except (DataError, FileNotFoundError) as exc:
+            return _fail(str(exc))
+        print(f"threshold {card['threshold']:.4f}; test ROC AUC "
+              f"{card.get('test_metrics', {}).get('roc_auc', float('nan')):.4f}", flush=True)
         return 0
 
     if args.cmd == "evaluate":

@@ -319,6 +319,7 @@ def calibrate(model, val_records, image_size: int, *,
         "threshold": thr,
         "uncertain_low": low,
         "uncertain_high": high,
+        "uncertain_width": float(uncertain_width),
         "uncertain_rule": f"uncertain when |P(fake) - threshold| <= {uncertain_width} "
                           "(band clipped to [0.01, 0.99])",
         "calibrated_on": rule_data,
@@ -513,3 +514,42 @@ def train(data_roots, out_dir, config: TrainConfig | None = None, *,
                             plots=cfg.plots, max_pixels=cfg.max_pixels)
     say(f"wrote {Path(out_dir) / CARD_JSON}")
     return card
+
+
+# ----------------------------------------------------------------------------- recalibrate
+
+
+def recalibrate(model_dir, data_roots, *, loso: dict, command: str | None = None,
+                robustness: bool = True, plots: bool = True,
+                max_pixels: int = DEFAULT_MAX_PIXELS,
+                progress: Callable[[str], None] | None = None) -> dict:
+    """Calibrate a trained model directory again with its recipe's leave-one-source-out
+    results (``loso.calibration_inputs``) and rewrite every figure of its card; the weights
+    are untouched. For a model trained while its recipe's folds were still running."""
+    from . import read_card
+    from .model import load_model
+
+    say = progress or (lambda _line: None)
+    model_dir = Path(model_dir)
+    card = read_card(model_dir)
+    tr = card.get("training", {})
+    data = prepare_data(data_roots, exclude_sources=tuple(tr.get("exclude_sources", [])),
+                        max_pixels=max_pixels)
+    model = load_model(model_dir / card.get("weights_file", WEIGHTS_NAME))
+    summary, held_out, flips = loso["summary"], loso["held_out"], loso["flips"]
+    say(f"calibrating on val and {len(held_out[0])} held-out predictions from "
+        f"{len(summary['per_source'])} folds (test-time flips: {'on' if flips else 'off'})")
+    calibrated = calibrate(model, data.val, int(card["image_size"]),
+                           uncertain_width=float(card.get(
+                               "uncertain_width", calibration.DEFAULT_UNCERTAIN_WIDTH)),
+                           max_pixels=max_pixels, held_out=held_out, flips=flips)
+    for stale in ("val_metrics", "test_metrics", "robustness", "serving_path"):
+        card.pop(stale, None)
+    card.update(calibrated)
+    card["test_time_flips"] = bool(flips)
+    card["loso"] = summary
+    card["inference_note"] = inference_note()
+    if command:
+        card["reproduce_command"] = f"{card.get('reproduce_command', '')}\n{command}".strip()
+    return write_model_card(model_dir, card, model, data, robustness=robustness, plots=plots,
+                            max_pixels=max_pixels)

@@ -132,3 +132,54 @@ def test_calibration_with_held_out_predictions(monkeypatch):
     assert set(cd["per_source"]) == {"u", "w"}
     assert 0.0 <= cd["ece_held_out_in_sample"] <= cd["ece_held_out_cross_validated"] + 0.05
     assert both["calibrated_on"].startswith("the validation split and")
+
+
+def test_calibrate_command_recalibrates_a_model_with_its_folds(tiny_loso, tmp_path):
+    """A model trained before its recipe's folds finished gets the held-out calibration and
+    the LOSO table afterwards; its weights stay as they were."""
+    data, out, _ = tiny_loso
+    model = tmp_path / "model"
+    assert main(["train", "--data", str(data), "--out", str(model), "--epochs", "1",
+                 "--image-size", "32", "--batch-size", "8", "--no-robustness"]) == 0
+    before = json.loads((model / "card.json").read_text())
+    assert "loso" not in before and before["calibrated_on"] == "the validation split"
+    assert main(["calibrate", "--model", str(model), "--data", str(data), "--loso", str(out),
+                 "--no-robustness"]) == 0
+    after = json.loads((model / "card.json").read_text())
+    assert after["weights_sha256"] == before["weights_sha256"]
+    assert after["calibrated_on"].startswith("the validation split and")
+    assert set(after["loso"]["per_source"]) == {"srcA", "srcB", "reals_only"}
+    assert set(after["calibration_data"]["per_source"]) == {"srcA", "srcB", "reals_only"}
+    assert after["uncertain_width"] == before["uncertain_width"]
+    assert "python -m ml calibrate" in after["reproduce_command"]
+    md = (model / "card.md").read_text()
+    assert "Leave-one-source-out" in md and "Calibration on unseen sources" in md
+    assert after["test_metrics"]["n_real"] == before["test_metrics"]["n_real"]
+
+
+def test_annotate_writes_the_ablation_table(tiny_loso, tmp_path):
+    import shutil
+
+    data, out, _ = tiny_loso
+    model = tmp_path / "m"
+    assert main(["train", "--data", str(data), "--out", str(model), "--epochs", "1",
+                 "--image-size", "32", "--batch-size", "8", "--no-robustness"]) == 0
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(out / "fold-srcA.json", partial)
+    assert main(["annotate", "--model", str(model),
+                 "--ablation", "base", "the recipe", str(out),
+                 "--ablation", "partial", "one fold only", str(partial),
+                 "--ablation-flips", "base+flips", "test-time flips", str(out),
+                 "--ablation-note", "partial", "measured on srcA only",
+                 "--failure-mode", "drawings"]) == 0
+    card = json.loads((model / "card.json").read_text())
+    rows = {r["name"]: r for r in card["ablation"]}
+    assert [r["name"] for r in card["ablation"]] == ["base", "partial", "base+flips"]
+    assert rows["partial"]["folds"] == 1 and set(rows["partial"]["per_source"]) == {"srcA"}
+    assert rows["base+flips"]["flips"] is True
+    assert rows["base+flips"]["mean_auc"] == pytest.approx(
+        loso.summarize(loso.load_folds(out))["mean_auc_flips"])
+    md = (model / "card.md").read_text()
+    assert "## Ablation" in md and "| partial | one fold only |" in md
+    assert "measured on srcA only" in md and "- drawings" in md
