@@ -44,6 +44,9 @@ def _add_recipe_flags(p):
     p.add_argument("--sbi", type=float, default=0.0, metavar="SHARE",
                    help="share of each batch that is a self-blended fake made from a real "
                         "training face (0 disables; ml/blend.py)")
+    p.add_argument("--init-weights", default=None, metavar="MODEL_FILE",
+                   help="start from this model file's weights (same architecture and size): "
+                        "fine-tune an earlier model")
     p.add_argument("--uncertain-width", type=float, default=None)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--max-undecodable", type=float, default=MAX_UNDECODABLE_SHARE,
@@ -69,6 +72,7 @@ def _recipe_config(args, argv, parser, **extra):
             batch_size=args.batch_size, learning_rate=args.lr, patience=args.patience,
             max_minutes=args.max_minutes, augment=aug, blend=BlendConfig(share=args.sbi),
             steps_per_epoch=args.steps_per_epoch, seed=args.seed,
+            init_weights=args.init_weights,
             uncertain_width=args.uncertain_width, command="python -m ml " + shlex.join(argv),
             max_undecodable_share=args.max_undecodable, max_pixels=args.max_pixels,
             verbose=1 if sys.stdout.isatty() else 2, **extra,

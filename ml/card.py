@@ -111,6 +111,8 @@ def render_markdown(card: dict) -> str:
            f"- optimiser: Adam, lr {tr.get('learning_rate')}, batch {tr.get('batch_size')}, "
            "early stopping on val loss (best weights restored), LR halved on plateau",
            f"- augmentation: `{json.dumps(tr.get('augmentation', {}))}`",
+           *([f"- initialised from `{tr['init_weights']}` (fine-tuned)"]
+             if tr.get("init_weights") else []),
            f"- self-blended fakes (ml/blend.py): "
            f"{_f(float((tr.get('self_blended') or {}).get('share', 0.0)) * 100, 0)} % of each "
            "batch, made on the fly from the real training faces",

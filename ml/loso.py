@@ -195,6 +195,7 @@ def _recipe(config, never_train) -> dict:
         "steps_per_epoch": cfg.steps_per_epoch, "batch_size": cfg.batch_size,
         "images_seen": (cfg.steps_per_epoch or 0) * cfg.epochs * cfg.batch_size,
         "self_blended_share": cfg.blend.share, "never_trained_on": list(never_train),
+        "init_weights": cfg.init_weights,
         "augmentation": cfg.augment.as_dict(), "learning_rate": cfg.learning_rate,
         "seed": cfg.seed,
     }

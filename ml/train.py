@@ -110,6 +110,9 @@ class TrainConfig:
     # With steps_per_epoch the training stream repeats and every epoch is that many batches:
     # configurations compared in an ablation then see the same number of images.
     steps_per_epoch: int | None = None
+    # Start from these weights (a model file of the same architecture and size) instead of a
+    # random initialisation: fine-tuning an earlier model.
+    init_weights: str | None = None
     seed: int = 1234
     uncertain_width: float | None = None  # None: calibration.DEFAULT_UNCERTAIN_WIDTH
     robustness: bool = True
@@ -228,6 +231,8 @@ def fit_model(data: PreparedData, config: TrainConfig, out_dir) -> FitResult:
     keras.utils.set_random_seed(cfg.seed)
     lr = cfg.learning_rate
     model = build_model(cfg.arch, cfg.image_size)
+    if cfg.init_weights:
+        model.set_weights(load_model(cfg.init_weights).get_weights())
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy",
                   metrics=[keras.metrics.AUC(name="auc"), "accuracy"])
     ds_tr = make_dataset(data.train, cfg.image_size, max_pixels=cfg.max_pixels,
@@ -419,6 +424,7 @@ def build_card(config: TrainConfig, data_roots, data: PreparedData, fit: FitResu
             "augmentation": cfg.augment.as_dict(),
             "self_blended": cfg.blend.as_dict(),
             "steps_per_epoch": cfg.steps_per_epoch,
+            "init_weights": cfg.init_weights,
             "history": fit.history,
             "hardware": hardware if hardware is not None else hardware_note(),
         },

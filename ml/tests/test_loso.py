@@ -183,3 +183,24 @@ def test_annotate_writes_the_ablation_table(tiny_loso, tmp_path):
     md = (model / "card.md").read_text()
     assert "## Ablation" in md and "| partial | one fold only |" in md
     assert "measured on srcA only" in md and "- drawings" in md
+
+
+def test_train_with_loso_calibrates_on_held_out_predictions(tiny_loso, tmp_path):
+    data, out, _ = tiny_loso
+    model = tmp_path / "m"
+    assert main(["train", "--data", str(data), "--out", str(model), "--epochs", "1",
+                 "--image-size", "32", "--batch-size", "8", "--no-robustness",
+                 "--loso", str(out)]) == 0
+    card = json.loads((model / "card.json").read_text())
+    summary = loso.summarize(loso.load_folds(out))
+    assert card["test_time_flips"] == (summary["mean_auc_flips"] > summary["mean_auc"])
+    assert card["loso"]["mean_auc"] == pytest.approx(summary["mean_auc"])
+    assert card["calibration_data"]["held_out_images"] == len(
+        loso.held_out_predictions(loso.load_folds(out))[0])
+
+
+def test_train_with_an_empty_loso_folder_is_an_error(tiny_loso, tmp_path, capsys):
+    data, _, _ = tiny_loso
+    rc = main(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--epochs", "1",
+               "--image-size", "32", "--loso", str(tmp_path)])
+    assert rc == 1 and "no leave-one-source-out folds" in capsys.readouterr().err
