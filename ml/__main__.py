@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "keep each image's mirror score)")
     a.add_argument("--ablation-note", action="append", default=[], nargs=2,
                    metavar=("NAME", "TEXT"), help="a note under the ablation row NAME")
+    a.add_argument("--loso-note", default=None,
+                   help="a paragraph under the card's leave-one-source-out table")
     a.add_argument("--failure-mode", action="append", default=[],
                    help="a known failure mode (replaces the list when given)")
     a.add_argument("--comparison-md", default=None, help="markdown file with the comparison")
@@ -313,6 +315,10 @@ def main(argv=None) -> int:
                     row["note"] = f"{name}: {text}"
         if args.failure_mode:
             card["failure_modes"] = list(args.failure_mode)
+        if args.loso_note is not None:
+            if "loso" not in card:
+                return _fail("the card has no leave-one-source-out table to annotate")
+            card["loso"]["note"] = args.loso_note
         if not extra:
             card.pop("extra_evaluations", None)
         if args.comparison_md:

@@ -199,6 +199,8 @@ def _loso_lines(card: dict) -> list[str]:
                 f"{_f(lo.get('mean_auc_flips'))}, worst {_f(lo.get('worst_auc_flips'))}. "
                 "False fake / fakes caught: at each fold model's own validation threshold.",
             ""]
+    if lo.get("note"):
+        out += [lo["note"], ""]
     return out
 
 

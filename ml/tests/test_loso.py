@@ -155,6 +155,8 @@ def test_calibrate_command_recalibrates_a_model_with_its_folds(tiny_loso, tmp_pa
     md = (model / "card.md").read_text()
     assert "Leave-one-source-out" in md and "Calibration on unseen sources" in md
     assert after["test_metrics"]["n_real"] == before["test_metrics"]["n_real"]
+    assert main(["annotate", "--model", str(model), "--loso-note", "folds of srcA only"]) == 0
+    assert "folds of srcA only" in (model / "card.md").read_text()
 
 
 def test_annotate_writes_the_ablation_table(tiny_loso, tmp_path):
