@@ -254,7 +254,7 @@ def _serving_lines(card: dict) -> list[str]:
            f"{_f(sp.get('mean_abs_diff_vs_training_path'))}",
            f"- time per image, face step included: median {_f(ms.get('median'), 1)} ms, "
            f"p95 {_f(ms.get('p95'), 1)} ms ({card.get('training', {}).get('hardware', '')}, "
-           "one process, while nothing else ran is not guaranteed)", "",
+           "one process, one image at a time)", "",
            "| source | images | no face | ROC AUC serving | ROC AUC training path | "
            "mean abs diff |", "|---|---:|---:|---:|---:|---:|"]
     for s, m in sp.get("per_source", {}).items():

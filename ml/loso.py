@@ -271,6 +271,9 @@ def calibration_inputs(out_dir) -> dict:
     if not folds:
         raise DataError(f"no leave-one-source-out folds in {out_dir}")
     summary = summarize(folds)
+    written = Path(out_dir, "summary.json")
+    if written.is_file():  # the recipe the folds were trained with (written by ``run``)
+        summary["recipe"] = json.loads(written.read_text()).get("recipe", {})
     flips = bool(summary["mean_auc_flips"] > summary["mean_auc"])
     return {"summary": summary, "held_out": held_out_predictions(folds, flips=flips),
             "flips": flips}

@@ -149,6 +149,7 @@ def test_calibrate_command_recalibrates_a_model_with_its_folds(tiny_loso, tmp_pa
     assert after["weights_sha256"] == before["weights_sha256"]
     assert after["calibrated_on"].startswith("the validation split and")
     assert set(after["loso"]["per_source"]) == {"srcA", "srcB", "reals_only"}
+    assert after["loso"]["recipe"]["images_seen"] == 16  # the folds' budget, from summary.json
     assert set(after["calibration_data"]["per_source"]) == {"srcA", "srcB", "reals_only"}
     assert after["uncertain_width"] == before["uncertain_width"]
     assert "python -m ml calibrate" in after["reproduce_command"]
