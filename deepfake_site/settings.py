@@ -170,6 +170,9 @@ DETECTION_RETENTION_DAYS = env.int("DETECTION_RETENTION_DAYS", default=30)
 DETECTION_MAX_UPLOAD_BYTES = env.int("DETECTION_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
 DETECTION_MAX_FILES_PER_REQUEST = env.int("DETECTION_MAX_FILES_PER_REQUEST", default=20)
 DETECTION_MAX_PIXELS = env.int("DETECTION_MAX_PIXELS", default=40_000_000)
+# Faces judged per image, largest first: each costs a model call, and a crowd photo would
+# otherwise hold a worker for seconds.
+DETECTION_MAX_FACES = env.int("DETECTION_MAX_FACES", default=10)
 
 # A whole upload request above this is refused at its first file part, unread (413): room for
 # the maximum number of files of the maximum size, plus 1 MiB for fields and part headers.

@@ -133,6 +133,8 @@ class Engine:
         self.uncertain_high: float = float(card["uncertain_high"])
         self._calib = card.get("calibration")
         self.flips: bool = bool(card.get("test_time_flips", False))
+        if isinstance(max_faces, bool) or int(max_faces) != max_faces or max_faces < 1:
+            raise ValueError(f"max_faces must be a whole number >= 1, not {max_faces!r}")
         self.max_faces: int = int(max_faces)
         self._fn = compiled_model_fn(model, self.image_size)
         self._local = threading.local()

@@ -46,6 +46,7 @@ def engine_get() -> Engine:
                     inter_threads=settings.ML_INTER_OP_THREADS,
                     # One pixel limit for the upload gate and the model's decoder.
                     max_pixels=settings.DETECTION_MAX_PIXELS,
+                    max_faces=settings.DETECTION_MAX_FACES,
                 )
                 logger.info("Model loaded: %s %s", _engine.name, _engine.version)
     return _engine

@@ -198,3 +198,22 @@ def test_no_face_rate_on_shared_test_faces_is_near_zero():
                     missed.append(path.name)
     assert total >= 40
     assert len(missed) <= max(1, total // 25), missed
+
+
+def test_max_faces_caps_the_faces_judged(engine):
+    from ml.inference import Engine
+    from ml.preprocess import DEFAULT_MAX_PIXELS
+
+    real, fake = _shared_faces(1)[0], _shared_faces(1, "140k_ffhq_stylegan_zoya2244", "fake")[0]
+    canvas = Image.fromarray(np.full((420, 900, 3), 190, np.uint8))
+    canvas.paste(Image.open(real).convert("RGB").resize((256, 256)), (40, 80))
+    canvas.paste(Image.open(fake).convert("RGB").resize((220, 220)), (560, 100))
+    both = engine.predict(jpeg_bytes(canvas)).faces
+    assert len(both) == 2
+    one = Engine.load(max_pixels=DEFAULT_MAX_PIXELS, max_faces=1)
+    p = one.predict(jpeg_bytes(canvas))
+    largest = max(both, key=lambda f: f.box[2] * f.box[3])
+    assert len(p.faces) == 1 and p.faces[0].box == largest.box  # the largest face is kept
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError):
+            Engine.load(max_pixels=DEFAULT_MAX_PIXELS, max_faces=bad)

@@ -10,6 +10,7 @@ def test_the_engine_gets_the_upload_gates_pixel_limit(monkeypatch, settings):
     from ml.inference import Engine
 
     settings.DETECTION_MAX_PIXELS = 1_234_567
+    settings.DETECTION_MAX_FACES = 3
     calls = []
 
     def _load(model_dir=None, **kwargs):
@@ -22,3 +23,4 @@ def test_the_engine_gets_the_upload_gates_pixel_limit(monkeypatch, settings):
     assert worker_engine.engine_get() is first  # once per process
     [kwargs] = calls
     assert kwargs["max_pixels"] == 1_234_567
+    assert kwargs["max_faces"] == 3
