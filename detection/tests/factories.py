@@ -104,3 +104,23 @@ class WorkerHeartbeatFactory(factory.django.DjangoModelFactory):
     model_version = "1.0"
     last_seen = factory.LazyFunction(timezone.now)
     started_at = factory.LazyAttribute(lambda o: o.last_seen)
+
+
+# Three faces on the factory's 64 x 48 image, largest first; face 2 is the most likely fake.
+THREE_FACES = [
+    {"box": [0, 0, 32, 24], "fake_probability": 0.2, "label": "real", "detector_confidence": 0.99},
+    {"box": [32, 24, 16, 12], "fake_probability": 0.83, "label": "fake"},
+    {"box": [48, 0, 8, 8], "fake_probability": 0.5, "label": "uncertain"},
+]
+
+
+def detection_with_three_faces(**fields):
+    """A done detection with THREE_FACES, decided by face 2."""
+    return DetectionFactory(
+        done=True,
+        fake_probability=0.83,
+        face_box=[32, 24, 16, 12],
+        deciding_face=2,
+        faces=THREE_FACES,
+        **fields,
+    )

@@ -16,7 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from detection.models import Detection
-from detection.tests.factories import DetectionFactory
+from detection.tests.factories import DetectionFactory, detection_with_three_faces
 from detection.tests.helpers import image_bytes, upload
 
 pytestmark = pytest.mark.django_db
@@ -263,26 +263,9 @@ def test_file_flood_is_refused_as_json(token_client, settings):
 
 # --- faces and "no face" ------------------------------------------------------------------
 
-THREE_FACES = [
-    {"box": [0, 0, 32, 24], "fake_probability": 0.2, "label": "real", "detector_confidence": 0.99},
-    {"box": [32, 24, 16, 12], "fake_probability": 0.83, "label": "fake"},
-    {"box": [48, 0, 8, 8], "fake_probability": 0.5, "label": "uncertain"},
-]
-
-
-def _three_faces(**fields) -> Detection:
-    return DetectionFactory(
-        done=True,
-        fake_probability=0.83,
-        face_box=[32, 24, 16, 12],
-        deciding_face=2,
-        faces=THREE_FACES,
-        **fields,
-    )
-
 
 def test_detail_has_every_face_and_the_deciding_one(token_client, user):
-    detection = _three_faces(owner=user)
+    detection = detection_with_three_faces(owner=user)
     data = token_client.get(f"{LIST_URL}{detection.id}/").json()
     assert data["deciding_face"] == 2
     assert data["face_box"] == [32, 24, 16, 12]
@@ -322,12 +305,12 @@ def test_list_queries_do_not_grow_with_rows_or_faces(token_client, user):
         assert response.status_code == 200
         return len(captured)
 
-    _three_faces(owner=user)
+    detection_with_three_faces(owner=user)
     DetectionFactory(owner=user)
     queries()  # the token's first use of the minute is recorded once: not part of the list
     few = queries()
     for _ in range(4):
-        _three_faces(owner=user)
+        detection_with_three_faces(owner=user)
     DetectionFactory(owner=user, no_face=True)
     more = queries()
     assert len(token_client.get(LIST_URL).json()["results"]) == 7

@@ -12,7 +12,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from detection.models import Detection
-from detection.tests.factories import DetectionBatchFactory, DetectionFactory
+from detection.tests.factories import (
+    DetectionBatchFactory,
+    DetectionFactory,
+    detection_with_three_faces,
+)
 from detection.tests.helpers import image_bytes, upload
 
 pytestmark = pytest.mark.django_db
@@ -259,24 +263,6 @@ def test_api_help_uses_the_real_host(signed_in):
 
 # --- faces and "no face" ------------------------------------------------------------------
 
-# Three faces on the factory's 64 x 48 image, largest first; face 2 is the most likely fake.
-THREE_FACES = [
-    {"box": [0, 0, 32, 24], "fake_probability": 0.2, "label": "real"},
-    {"box": [32, 24, 16, 12], "fake_probability": 0.83, "label": "fake"},
-    {"box": [48, 0, 8, 8], "fake_probability": 0.5, "label": "uncertain"},
-]
-
-
-def _three_faces(**fields) -> Detection:
-    return DetectionFactory(
-        done=True,
-        fake_probability=0.83,
-        face_box=[32, 24, 16, 12],
-        deciding_face=2,
-        faces=THREE_FACES,
-        **fields,
-    )
-
 
 def _face_rows(html: str) -> dict[int, tuple[bool, str]]:
     """The faces table: face number -> (row highlighted as the deciding one, row text)."""
@@ -288,7 +274,7 @@ def _face_rows(html: str) -> dict[int, tuple[bool, str]]:
 
 
 def test_result_page_draws_every_face_numbered_and_lists_them(signed_in, user):
-    detection = _three_faces(owner=user)
+    detection = detection_with_three_faces(owner=user)
     html = signed_in.get(reverse("detection:detail", args=[detection.id])).content.decode()
     # A box and a number tag per face, in the detector's order; only face 2 highlighted.
     assert re.findall(r'<g class="face[^"]*" data-face="(\d+)"', html) == ["1", "2", "3"]
@@ -337,7 +323,7 @@ def test_old_whole_image_verdict_lists_its_face_without_a_box(signed_in, user):
 def test_history_and_batch_rows_say_no_face(signed_in, user):
     batch = DetectionBatchFactory(owner=user)
     no_face = DetectionFactory(owner=user, no_face=True, batch=batch)
-    several = _three_faces(owner=user, batch=batch)
+    several = detection_with_three_faces(owner=user, batch=batch)
     history = signed_in.get(reverse("detection:history")).content.decode()
     row = history[history.index(f'id="detection-{no_face.id}"') :]
     row = row[: row.index("</tr>")]
@@ -365,7 +351,7 @@ def test_history_filter_offers_and_applies_no_face(signed_in, user, other_user):
 
 def test_csv_export_filters_no_face_and_counts_faces(signed_in, user):
     no_face = DetectionFactory(owner=user, no_face=True)
-    several = _three_faces(owner=user)
+    several = detection_with_three_faces(owner=user)
     DetectionFactory(owner=user)
 
     def export(**params) -> list[dict[str, str]]:
