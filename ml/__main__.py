@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-robustness", action="store_true")
     _add_max_pixels(c)
 
+    sv = sub.add_parser("serving", help="measure the serving path (stored re-encode, face "
+                                        "step, per-face verdicts) again; rewrites the card")
+    sv.add_argument("--model", required=True, help="model directory")
+    sv.add_argument("--data", nargs="+", required=True)
+    _add_max_pixels(sv)
+
     e = sub.add_parser("evaluate", help="metrics overall and per source")
     e.add_argument("--model", default=None, help="model directory (default: shipped model)")
     e.add_argument("--data", nargs="+", required=True)
@@ -248,6 +254,21 @@ def main(argv=None) -> int:
             return _fail(str(exc))
         print(f"threshold {card['threshold']:.4f}; test ROC AUC "
               f"{card.get('test_metrics', {}).get('roc_auc', float('nan')):.4f}", flush=True)
+        return 0
+
+    if args.cmd == "serving":
+        from .data import DataError
+        from .train import serving_path_update
+
+        try:
+            card = serving_path_update(args.model, args.data, max_pixels=args.max_pixels,
+                                       command="python -m ml " + shlex.join(argv),
+                                       progress=_say)
+        except (DataError, FileNotFoundError) as exc:
+            return _fail(str(exc))
+        sp = card["serving_path"]
+        print(f"serving path: no face {sp['no_face_rate']:.4f}, ROC AUC {sp['roc_auc']:.4f}, "
+              f"median {sp['ms_per_image']['median']:.1f} ms per image", flush=True)
         return 0
 
     if args.cmd == "evaluate":

@@ -39,7 +39,12 @@ DETECT_MAX_SIDE = 512
 PAD_FRACTION = 0.2
 MIN_CONFIDENCE = 0.80
 MTCNN_MIN_FACE = 20
-MIN_FACE_PX = 20
+# 32, not MTCNN's 20: a smaller face is too small for a verdict (the model sees 128 px), and
+# looking for 20-px faces in a small image ran the detector's largest, slowest pyramid levels.
+# Measured on the 4,158 test faces through the serving path (docs/performance.md): median time
+# per image 17.3 -> 15.6 ms, no-face rate 0.51 % -> 0.34 %, spurious second faces 3.5 % ->
+# 1.6 %, ROC AUC 0.9054 -> 0.9073.
+MIN_FACE_PX = 32
 MIN_FACE_FRACTION = 0.04
 MAX_FACES = 10
 

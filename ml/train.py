@@ -66,7 +66,8 @@ def inference_note() -> str:
         f"wheel, MIT licence): on a copy at most {faces.DETECT_MAX_SIDE} px long, padded by "
         f"{faces.PAD_FRACTION:.0%} so that a tight face crop is still found, keeping faces "
         f"with confidence >= {faces.MIN_CONFIDENCE} and a side >= "
-        f"{faces.MIN_FACE_FRACTION:.0%} of the shorter image side, at most {faces.MAX_FACES}. "
+        f"{faces.MIN_FACE_FRACTION:.0%} of the shorter image side and >= {faces.MIN_FACE_PX} "
+        f"px, at most {faces.MAX_FACES}. "
         "One face filling the frame (width >= "
         f"{faces.SMALL_FACE_FRACTION} x the shorter side, as in the training images) is "
         "judged on the centre square of the whole image, exactly the training preprocessing; "
@@ -523,6 +524,36 @@ def train(data_roots, out_dir, config: TrainConfig | None = None, *,
 
 
 # ----------------------------------------------------------------------------- recalibrate
+
+
+def serving_path_update(model_dir, data_roots, *, command: str | None = None,
+                        max_pixels: int = DEFAULT_MAX_PIXELS, threads: int | None = 1,
+                        progress: Callable[[str], None] | None = None) -> dict:
+    """Measure the product's own path (stored re-encode, face step, per-face verdicts) on the
+    test split again and write it, with the inference note, into the model's card: after a
+    change to the face step, which training does not see. Threads: the worker's default."""
+    from . import read_card
+    from .evaluate import evaluate_records, evaluate_serving
+    from .inference import Engine
+    from .model import load_model
+
+    model_dir = Path(model_dir)
+    check_max_pixels(max_pixels)
+    card = read_card(model_dir)
+    tr = card.get("training", {})
+    data = prepare_data(data_roots, exclude_sources=tuple(tr.get("exclude_sources", [])),
+                        max_pixels=max_pixels)
+    model = load_model(model_dir / card.get("weights_file", WEIGHTS_NAME))
+    _, _, p_te = evaluate_records(model, card, data.test, max_pixels=max_pixels)
+    engine = Engine.load(model_dir, max_pixels=max_pixels, intra_threads=threads,
+                         inter_threads=threads)
+    card["serving_path"] = evaluate_serving(engine, data.test, training_path_p=p_te,
+                                            progress=progress)
+    card["inference_note"] = inference_note()
+    if command:
+        card["reproduce_command"] = f"{card.get('reproduce_command', '')}\n{command}".strip()
+    write_card(model_dir, card)
+    return card
 
 
 def recalibrate(model_dir, data_roots, *, loso: dict, command: str | None = None,
