@@ -3,26 +3,35 @@ API list and the CSV export (django-filter). The selectors apply it to the user'
 
 from __future__ import annotations
 
+import datetime as dt
+
 import django_filters
 from django import forms
 from django.db.models import F, QuerySet
 from django.db.models.expressions import OrderBy
+from django.db.models.lookups import IsNull
+from django.utils import timezone
+from django_filters.constants import EMPTY_VALUES
 
 from detection.models import Detection
 
 # What people and API clients may order by, with the tie-breakers that make pages stable, and
-# how the history page names each one.
+# how the history page names each one. An index of Detection (Meta.indexes) serves each, read
+# forwards or backwards, so a page never sorts the user's whole history.
 # Rows without a probability (not done yet, or no face found) come last both ways: PostgreSQL
-# would put them first in descending order, above the most likely fakes.
+# would put them first in descending order, above the most likely fakes. Written as "IS NULL
+# first", not NULLS LAST, so that one index serves the order on SQLite and PostgreSQL alike
+# (SQLite cannot index NULLS LAST).
+_NO_PROBABILITY_LAST = IsNull(F("fake_probability"), True).asc()
 ORDERINGS: dict[str, tuple[tuple[str | OrderBy, ...], str]] = {
     "-created_at": (("-created_at", "-id"), "Newest first"),
     "created_at": (("created_at", "id"), "Oldest first"),
     "-fake_probability": (
-        (F("fake_probability").desc(nulls_last=True), "-created_at", "-id"),
+        (_NO_PROBABILITY_LAST, F("fake_probability").desc(), "-created_at", "-id"),
         "Most likely fake first",
     ),
     "fake_probability": (
-        (F("fake_probability").asc(nulls_last=True), "-created_at", "-id"),
+        (_NO_PROBABILITY_LAST, F("fake_probability").asc(), "-created_at", "-id"),
         "Most likely real first",
     ),
     "original_name": (("original_name", "-created_at", "-id"), "File name A–Z"),
@@ -54,6 +63,26 @@ class StrictDateFilter(django_filters.DateFilter):
     field_class = StrictDateField
 
 
+class DayBoundFilter(StrictDateFilter):
+    """Rows created on or after (`lookup_expr="gte"`) or on or before (`"lte"`) a day of the
+    current time zone, as a range of the datetime itself: `created_at__date__gte` would cast
+    every row's datetime to a date, which no index can serve."""
+
+    def filter(self, qs, value):
+        if value in EMPTY_VALUES:
+            return qs
+        if self.lookup_expr == "gte":
+            return qs.filter(**{f"{self.field_name}__gte": _day_start(value)})
+        if value == dt.date.max:
+            return qs
+        return qs.filter(**{f"{self.field_name}__lt": _day_start(value + dt.timedelta(days=1))})
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    # Midnight in the current time zone (where a zone skips midnight, the day's first instant).
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
 class SearchField(forms.CharField):
     """Free text matched against file names, without surrounding spaces (CharField strips). NUL
     characters are dropped rather than refused: no stored name has one
@@ -82,16 +111,16 @@ class DetectionFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(
         choices=Detection.Status.choices, empty_label="Any status", label="Status"
     )
-    created_after = StrictDateFilter(
+    created_after = DayBoundFilter(
         field_name="created_at",
-        lookup_expr="date__gte",
+        lookup_expr="gte",
         label="From",
         help_text="Created on or after this day (YYYY-MM-DD).",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
-    created_before = StrictDateFilter(
+    created_before = DayBoundFilter(
         field_name="created_at",
-        lookup_expr="date__lte",
+        lookup_expr="lte",
         label="To",
         help_text="Created on or before this day (YYYY-MM-DD).",
         widget=forms.DateInput(attrs={"type": "date"}),

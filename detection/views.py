@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+from collections.abc import Iterator
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -176,20 +178,32 @@ def history(request: HttpRequest) -> HttpResponse:
     )
 
 
+# Rows per chunk of the streamed export (about 100 kB): the server writes each chunk to the
+# socket on its own, and one write per row made a 100k-row export 100k writes.
+CSV_ROWS_PER_CHUNK = 500
+
+
+def _csv_chunks(rows: Iterator[list[str]]) -> Iterator[str]:
+    """CSV text, a chunk per CSV_ROWS_PER_CHUNK rows; the header alone first, before the query
+    runs, so the download starts at once."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for number, row in enumerate(rows):
+        writer.writerow(row)
+        if number % CSV_ROWS_PER_CHUNK == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue()
+
+
 @login_required
 @require_safe
 def export(request: HttpRequest) -> StreamingHttpResponse:
     filters = DetectionFilterSet(data=page_data(request.GET))
     rows = selectors.detection_csv_rows(user=request.user, filters=filters)
-
-    class _Echo:
-        def write(self, value: str) -> str:
-            return value
-
-    writer = csv.writer(_Echo())
-    response = StreamingHttpResponse(
-        (writer.writerow(row) for row in rows), content_type="text/csv; charset=utf-8"
-    )
+    response = StreamingHttpResponse(_csv_chunks(rows), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="detections-{stamp}.csv"'
     response["Cache-Control"] = "private, no-store"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 import pytest
 from django.http import QueryDict
@@ -94,3 +95,35 @@ def test_rows_without_a_probability_come_last_in_both_probability_orders(user):
     assert _ids(user, {"ordering": "fake_probability"})[:2] == [real.id, fake.id]
     for ordering in ("-fake_probability", "fake_probability"):
         assert set(_ids(user, {"ordering": ordering})[2:]) == {no_face.id, pending.id}
+
+
+def test_date_bounds_are_whole_days_of_the_current_time_zone(user):
+    # The bounds are ranges of created_at (which its index serves), equal to comparing the
+    # local day: 23:30 and 00:30 in New York are on either side of midnight there, both on the
+    # same UTC day.
+    zone = zoneinfo.ZoneInfo("America/New_York")
+    late = DetectionFactory(owner=user, created_at=dt.datetime(2026, 3, 7, 23, 30, tzinfo=zone))
+    early = DetectionFactory(owner=user, created_at=dt.datetime(2026, 3, 8, 0, 30, tzinfo=zone))
+    with timezone.override(zone):
+        assert _ids(user, {"created_before": "2026-03-07"}) == [late.id]
+        assert _ids(user, {"created_after": "2026-03-08"}) == [early.id]
+        assert _ids(user, {"created_after": "2026-03-07", "created_before": "2026-03-08"}) == [
+            early.id,
+            late.id,
+        ]
+        assert _ids(user, {"created_before": "9999-12-31"}) == [early.id, late.id]
+    with timezone.override(dt.UTC):
+        assert _ids(user, {"created_after": "2026-03-08", "created_before": "2026-03-08"}) == [
+            early.id,
+            late.id,
+        ]
+
+
+def test_date_bounds_are_ranges_of_the_datetime_not_casts_to_a_date(user):
+    filters = DetectionFilterSet(
+        data={"created_after": "2026-03-07", "created_before": "2026-03-08"}
+    )
+    assert filters.is_valid()
+    sql = str(selectors.detection_list(user=user, filters=filters).query)
+    assert '"created_at" >= ' in sql and '"created_at" < ' in sql
+    assert "CAST" not in sql.upper() and "::date" not in sql and "django_datetime" not in sql

@@ -8,6 +8,8 @@ import re
 
 import pytest
 from django.core.files.storage import default_storage
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -375,3 +377,53 @@ def test_csv_export_keeps_its_columns_and_adds_the_face_count_last(signed_in, us
         "width", "height", "format", "byte_size", "sha256", "finished_at", "error",
         "face_count",
     ]  # fmt: skip
+
+
+def _queries(client, url: str, params: dict | None = None) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, params or {})
+        assert response.status_code == 200
+        if response.streaming:
+            b"".join(response.streaming_content)
+    return len(captured)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"label": "fake", "search": "photo", "ordering": "-fake_probability", "page": 2}],
+)
+def test_history_queries_do_not_grow_with_rows_or_faces(signed_in, user, params):
+    url = reverse("detection:history")
+    DetectionFactory.create_batch(26, owner=user, done=True)
+    detection_with_three_faces(owner=user)
+    few = _queries(signed_in, url, params)
+    DetectionFactory.create_batch(30, owner=user, done=True)
+    for _ in range(3):
+        detection_with_three_faces(owner=user)
+    assert _queries(signed_in, url, params) == few
+    # Session, user, the count, the page's rows and their faces.
+    assert few == 5
+
+
+def test_csv_export_is_one_query_however_many_rows_and_faces(signed_in, user, monkeypatch):
+    # Chunks of 2 rows: many chunks, and the export still reads every row in one query.
+    monkeypatch.setattr("detection.views.CSV_ROWS_PER_CHUNK", 2)
+    detection_with_three_faces(owner=user)
+    DetectionFactory(owner=user)
+    few = _queries(signed_in, reverse("detection:export"))
+    for _ in range(3):
+        detection_with_three_faces(owner=user)
+    DetectionFactory.create_batch(3, owner=user, no_face=True)
+    assert _queries(signed_in, reverse("detection:export")) == few
+    assert few == 3  # session, user, the rows with their face counts
+
+
+def test_csv_export_streams_the_header_first_then_rows_in_chunks(signed_in, user, monkeypatch):
+    monkeypatch.setattr("detection.views.CSV_ROWS_PER_CHUNK", 2)
+    detections = [detection_with_three_faces(owner=user) for _ in range(5)]
+    response = signed_in.get(reverse("detection:export"))
+    chunks = [chunk.decode() for chunk in response.streaming_content]
+    assert [chunk.count("\r\n") for chunk in chunks] == [1, 2, 2, 1]
+    rows = list(csv.DictReader(io.StringIO("".join(chunks))))
+    assert [row["id"] for row in rows] == [str(d.id) for d in reversed(detections)]
+    assert {row["face_count"] for row in rows} == {"3"}
