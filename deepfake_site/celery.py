@@ -7,19 +7,26 @@ import os
 
 from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deepfake_site.settings")
 
 logger = logging.getLogger("deepfake_site.celery")
 
+# "sqla+sqlite://" URLs (the embedded broker) get our transport: the same one, polling faster.
+TRANSPORT_ALIASES["sqla"] = "deepfake_site.broker:EmbeddedTransport"
+
 app = Celery("deepfake_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
 
-def _transport_options(settings: object) -> dict[str, object]:
-    if not str(settings.CELERY_BROKER_URL).startswith(("redis://", "rediss://")):
+def broker_transport_options(url: str) -> dict[str, object]:
+    """The transport options for a broker URL (also used by the benchmark's round trip)."""
+    from django.conf import settings
+
+    if not url.startswith(("redis://", "rediss://")):
         # kombu's SQLAlchemy transport hands its options to create_engine(), which accepts none
-        # of the Redis ones; it polls every second by default.
+        # of the Redis ones (its polling interval is set in deepfake_site.broker).
         return {"max_retries": 1}
     return {
         "visibility_timeout": settings.CELERY_BROKER_VISIBILITY_TIMEOUT,
@@ -45,12 +52,19 @@ def _configure() -> None:
         # sweeper queues it again later. The publish path is bounded by the connect timeout and
         # the transport's max_retries (kombu Connection.default_channel reads it).
         broker_connection_timeout=settings.REDIS_SOCKET_TIMEOUT,
-        broker_transport_options=_transport_options(settings),
+        broker_transport_options=broker_transport_options(str(settings.CELERY_BROKER_URL)),
         # The worker's consumer and beat, though, wait for the broker to come back: this limit
         # is only theirs, and with 1 a Redis restart of a few seconds shut the worker down
         # (tests/faults/test_worker_faults.py). None: keep retrying, backing off up to 30 s.
         broker_connection_max_retries=None,
         task_publish_retry=False,
+        # Celery's Django fix-up closed the database connection before and after every task, so
+        # every detection opened a new PostgreSQL connection (a new server process). With a
+        # reuse limit it closes them only every 2 x N task signals; between those, the worker's
+        # own task_prerun/task_postrun handlers (detection.worker.tasks) apply Django's rules
+        # (DATABASE_CONN_MAX_AGE, health checks, a connection broken by an error), as a web
+        # request does.
+        CELERY_DB_REUSE_MAX=settings.CELERY_DB_REUSE_MAX,
         worker_hijack_root_logger=False,
         beat_schedule={
             "detection-sweep": {

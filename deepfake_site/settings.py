@@ -144,6 +144,14 @@ CELERY_BROKER_URL = env.str(
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=300)
+# Tasks a worker process runs on one database connection before Celery closes it anyway (see
+# deepfake_site/celery.py); Django's DATABASE_CONN_MAX_AGE still ends it sooner.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# How often an idle worker asks the embedded SQLite broker for work (it cannot be woken up): the
+# mean wait a message adds is half of it; each poll is one small SQLite query.
+CELERY_EMBEDDED_BROKER_POLL_SECONDS = env.float(
+    "CELERY_EMBEDDED_BROKER_POLL_SECONDS", default=0.05
+)
 # Each worker process holds one message at a time: a killed child loses at most that one, and a
 # long inference does not keep queued work away from idle workers.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -155,9 +163,12 @@ CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float("CELERY_WORKER_PROC_ALIVE_TIMEOUT",
 # The queue tasks go to and workers read; the end-to-end tests use one per run, so messages left
 # over from an earlier run never reach their worker.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
-# Inference threads per worker process; processes x threads should not exceed the cores.
-ML_INTRA_OP_THREADS = env.int("ML_INTRA_OP_THREADS", default=0) or None
-ML_INTER_OP_THREADS = env.int("ML_INTER_OP_THREADS", default=0) or None
+# TensorFlow threads per worker process (0: TensorFlow decides, one per core). One each: the
+# face step and the model are small, and TensorFlow's spinning thread pools took the core the
+# web server needed (8 clients, 2 cores: 17.9 images/s with TensorFlow's choice, 28.2 with one
+# thread; docs/performance.md). More throughput comes from more worker processes, not threads.
+ML_INTRA_OP_THREADS = env.int("ML_INTRA_OP_THREADS", default=1) or None
+ML_INTER_OP_THREADS = env.int("ML_INTER_OP_THREADS", default=1) or None
 # Model directory the workers load; empty means the model shipped in ml/models/default.
 ML_MODEL_DIR = env.str("ML_MODEL_DIR", default="")
 # Periodic sweeper (celery beat): rows pending longer than this are queued again if the broker
@@ -266,6 +277,9 @@ REST_FRAMEWORK = {
         "reads": env.str("API_THROTTLE_READS", default="600/min"),
     },
 }
+# The longest a GET of one detection may wait for its verdict (?wait=): a waiting request holds
+# one of the web server's threads (Procfile.dev: gthread) and nothing else.
+API_MAX_WAIT_SECONDS = env.float("API_MAX_WAIT_SECONDS", default=30.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Deepfake detection API",
     "DESCRIPTION": "Upload images, get real/fake verdicts, review your history.",

@@ -62,6 +62,30 @@ def detection_get(*, user: AbstractBaseUser, detection_id: int) -> Detection:
         raise Http404("No such detection.") from None
 
 
+def detection_get_finished(
+    *, user: AbstractBaseUser, detection_id: int, wait: float
+) -> Detection:
+    """The user's detection, once it is finished (done or failed) or after ``wait`` seconds,
+    whichever comes first; Http404 like ``detection_get``. A client waits for its verdict in one
+    request instead of polling (detection.events says how the wait is woken)."""
+    detection = detection_get(user=user, detection_id=detection_id)
+    if wait <= 0 or detection.status in _FINISHED:
+        return detection
+    deadline = time.monotonic() + wait
+    finished = _scoped(user).filter(id=detection_id, status__in=_FINISHED)
+    with events.detection_finished_listen(detection_id=detection_id) as sleep:
+        # Listening before each look: an announcement made meanwhile is not missed.
+        while not finished.exists():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sleep(remaining)
+    return detection_get(user=user, detection_id=detection_id)
+
+
+_FINISHED = (Detection.Status.DONE, Detection.Status.FAILED)
+
+
 def detection_list_by_ids(*, user: AbstractBaseUser, ids: list[int]) -> QuerySet[Detection]:
     """The user's detections among `ids` (others' ids are silently left out)."""
     return detection_order(_scoped(user).filter(id__in=ids))

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PORT=${PORT:-8000}
 if [ -z "${REDIS_URL:-}${CELERY_BROKER_URL:-}" ]; then
-  echo "==> Broker: embedded (SQLite, no server needed). Set REDIS_URL to use Redis."
+  echo "==> Broker: embedded (SQLite, no server needed): fine for a first try, slower than Redis"
+  echo "    under load (docs/performance.md). For speed: REDIS_URL=redis://127.0.0.1:6379/0 make run"
 fi
 echo
 echo "    Deepfake Detector is starting at  http://127.0.0.1:${PORT}/"

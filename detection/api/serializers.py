@@ -191,6 +191,27 @@ class UploadedFileField(serializers.FileField):
     """A file part of a multipart request (binary in the schema)."""
 
 
+# The largest `wait` a client may ask for; the server waits at most API_MAX_WAIT_SECONDS of it.
+WAIT_MAX_SECONDS = 60
+
+
+class DetectionWaitSerializer(serializers.Serializer):
+    """The query of one detection: how long to wait for its verdict."""
+
+    wait = serializers.FloatField(
+        required=False,
+        default=0.0,
+        min_value=0,
+        max_value=WAIT_MAX_SECONDS,
+        help_text=(
+            "Seconds to wait for the verdict before answering: the answer comes as soon as the "
+            "detection is done or failed, or when the time is up (then it is still pending or "
+            f"running; ask again). At most {WAIT_MAX_SECONDS}; the server waits at most "
+            f"{settings.API_MAX_WAIT_SECONDS} s. 0 (the default) answers at once."
+        ),
+    )
+
+
 class DetectionUploadSerializer(serializers.Serializer):
     image = serializers.ListField(
         # Empty files pass here so that detection.uploads refuses them with its clear message.

@@ -6,6 +6,7 @@ API's one error shape.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import TooManyFilesSent, ValidationError
 from django.http import FileResponse
 from django_filters.rest_framework import DjangoFilterBackend
@@ -29,6 +30,7 @@ from detection.api.serializers import (
     DetectionCreatedSerializer,
     DetectionSerializer,
     DetectionUploadSerializer,
+    DetectionWaitSerializer,
 )
 from detection.filters import ORDERINGS, SEARCH_MAX_LENGTH, DetectionFilterSet
 from detection.models import Detection
@@ -60,6 +62,11 @@ def _upload_refused(exc: ValidationError) -> ApiError:
     )
 
 
+def _invalid(detail: str, errors: object) -> ApiError:
+    """A 400 for input a serializer refused, naming each field."""
+    return ApiError(status_code=400, detail=detail, code="invalid", errors=error_items(errors))
+
+
 # The URL takes digits only (lookup_value_regex): an integer in the schema, not any string.
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Detection id.")
 
@@ -87,7 +94,14 @@ def _choice_or_blank(name: str, choices: list[str], description: str) -> OpenApi
             ),
         ],
     ),
-    retrieve=extend_schema(summary="One detection with its verdict", parameters=[_ID]),
+    retrieve=extend_schema(
+        summary="One detection with its verdict (optionally waiting for it)",
+        parameters=[_ID, DetectionWaitSerializer],
+        responses={
+            200: DetectionSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="An invalid `wait`."),
+        },
+    ),
     destroy=extend_schema(summary="Delete a detection and its stored image", parameters=[_ID]),
 )
 class DetectionViewSet(
@@ -119,6 +133,17 @@ class DetectionViewSet(
         return selectors.detection_get(
             user=self.request.user, detection_id=self.kwargs[self.lookup_field]
         )
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        query = DetectionWaitSerializer(data=request.query_params)
+        if not query.is_valid():
+            raise _invalid("Invalid query parameters.", query.errors)
+        detection = selectors.detection_get_finished(
+            user=request.user,
+            detection_id=int(pk),
+            wait=min(query.validated_data["wait"], settings.API_MAX_WAIT_SECONDS),
+        )
+        return Response(self.get_serializer(detection).data)
 
     def perform_destroy(self, instance: Detection) -> None:
         services.detection_delete(user=self.request.user, detection_id=instance.id)
@@ -167,12 +192,7 @@ class DetectionViewSet(
             raise _upload_refused(refusal)
         upload = DetectionUploadSerializer(data=data)
         if not upload.is_valid():
-            raise ApiError(
-                status_code=400,
-                detail="Send one or more files in the `image` field.",
-                code="invalid",
-                errors=error_items(upload.errors),
-            )
+            raise _invalid("Send one or more files in the `image` field.", upload.errors)
         images = upload.validated_data["image"]
         wait = upload_budget_charge(request, images=len(images))
         if wait is not None:

@@ -338,3 +338,40 @@ def test_schema_documents_faces_and_no_face():
         if p["name"] == "label"
     ]  # fmt: skip
     assert "no_face" in label["schema"]["enum"]
+
+
+def test_detail_can_wait_for_the_verdict(token_client, user, settings, monkeypatch):
+    pending = DetectionFactory(owner=user)
+    done = DetectionFactory(owner=user, done=True)
+    calls = []
+
+    def wait_for(*, user, detection_id, wait):
+        calls.append((user.id, detection_id, wait))
+        return Detection.objects.get(id=detection_id)
+
+    monkeypatch.setattr("detection.selectors.detection_get_finished", wait_for)
+    settings.API_MAX_WAIT_SECONDS = 5
+    assert token_client.get(f"{LIST_URL}{pending.id}/?wait=2.5").json()["status"] == "pending"
+    # A longer wait than the server allows waits the server's longest.
+    assert token_client.get(f"{LIST_URL}{done.id}/?wait=60").json()["status"] == "done"
+    # No wait: answered at once, as before.
+    token_client.get(f"{LIST_URL}{done.id}/")
+    assert calls == [(user.id, pending.id, 2.5), (user.id, done.id, 5), (user.id, done.id, 0)]
+
+
+@pytest.mark.parametrize("wait", ["soon", "-1", "61", "nan"])
+def test_a_bad_wait_is_400_in_the_one_error_shape(token_client, user, wait):
+    detection = DetectionFactory(owner=user)
+    response = token_client.get(f"{LIST_URL}{detection.id}/?wait={wait}")
+    assert response.status_code == 400
+    body = response.json()
+    _assert_error_shape(body)
+    assert body["errors"][0]["field"] == "wait"
+
+
+def test_waiting_for_another_users_detection_is_404(token_client, other_user, settings):
+    settings.API_MAX_WAIT_SECONDS = 30
+    theirs = DetectionFactory(owner=other_user)
+    response = token_client.get(f"{LIST_URL}{theirs.id}/?wait=30")
+    assert response.status_code == 404
+    _assert_error_shape(response.json())

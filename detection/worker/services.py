@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from detection.events import detection_finished_announce
 from detection.models import Detection, DetectionFace
 
 # Through the module, so tests can stand a fake engine in (detection.worker.engine.engine_get).
@@ -56,6 +57,15 @@ def _claim(*, detection_id: int, claim_token: str, now: dt.datetime) -> bool:
     )
     rows = Detection.objects.filter(claimable, id=detection_id)
     max_attempts = settings.DETECTION_MAX_ATTEMPTS
+    # One UPDATE in the common case: a running row taken back only while attempts are left.
+    claimed = rows.exclude(status=Status.RUNNING, attempts__gte=max_attempts).update(
+        status=Status.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        claim_token=claim_token,
+    )
+    if claimed:
+        return True
     # A row that keeps killing its worker (a poison image) is failed instead of run again.
     gave_up = rows.filter(status=Status.RUNNING, attempts__gte=max_attempts).update(
         status=Status.FAILED,
@@ -65,15 +75,8 @@ def _claim(*, detection_id: int, claim_token: str, now: dt.datetime) -> bool:
     )
     if gave_up:
         logger.error("Detection %s failed: its worker was lost too often", detection_id)
-        return False
-    return bool(
-        rows.update(
-            status=Status.RUNNING,
-            attempts=F("attempts") + 1,
-            started_at=now,
-            claim_token=claim_token,
-        )
-    )
+        detection_finished_announce(detection_id=detection_id)
+    return False
 
 
 def detection_run(*, detection_id: int, claim_token: str | None = None) -> Detection | None:
@@ -105,6 +108,7 @@ def detection_run(*, detection_id: int, claim_token: str | None = None) -> Detec
     except ImageDecodeError:
         logger.warning("Detection %s: the model could not decode the image", detection_id)
         mine.update(status=Status.FAILED, error=ERROR_DECODE, finished_at=timezone.now())
+        detection_finished_announce(detection_id=detection_id)
         detection.refresh_from_db()
         return detection
     except Exception as exc:  # noqa: BLE001 - any model failure: retried, then failed visibly
@@ -115,6 +119,8 @@ def detection_run(*, detection_id: int, claim_token: str | None = None) -> Detec
         # stands, ours is dropped, faces included.
         logger.warning("Detection %s: verdict dropped, the row was taken over", detection_id)
         return None
+    # Committed: a client waiting for this verdict (GET ...?wait=) gets it now.
+    detection_finished_announce(detection_id=detection_id)
     detection.refresh_from_db()
     logger.info(
         "Detection %s done: %s %s (%d faces)",
@@ -215,5 +221,6 @@ def _attempt_failed(
         error=message.format(attempts=detection.attempts),
         finished_at=timezone.now(),
     )
+    detection_finished_announce(detection_id=detection.id)
     detection.refresh_from_db()
     return detection

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
+from celery.signals import task_postrun, task_prerun
 from django.conf import settings
+from django.db import close_old_connections
 
 from detection import services
 from detection.publish import ORPHAN_FILES_TASK, PURGE_TASK, RUN_TASK, SWEEP_TASK
@@ -13,6 +15,18 @@ from detection.publish import ORPHAN_FILES_TASK, PURGE_TASK, RUN_TASK, SWEEP_TAS
 # Imported for its signal handlers: every worker process loads the model after the fork.
 from detection.worker import engine  # noqa: F401
 from detection.worker.services import DetectionRetry, detection_run
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _database_connections_checked(task: object = None, **kwargs: object) -> None:
+    # Like a web request's start and end: reuse the connection while it is young and healthy,
+    # drop it when it is too old or broken (Celery's own closing is limited by
+    # CELERY_DB_REUSE_MAX: it opened a new connection for every detection). Not for a task run
+    # eagerly inside another process's request or transaction, as Celery's fix-up skips them.
+    if task is None or getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    close_old_connections()
 
 
 # acks_late + reject_on_worker_lost: a message whose worker died is delivered again; that is safe

@@ -85,3 +85,19 @@ def test_form_upload_gets_a_verdict(e2e, client, user):
     assert detection.model_version == e2e["model_version"]
     page = client.get(response["Location"]).content.decode()
     assert detection.model_version in page
+
+
+def test_one_request_waits_for_the_verdict(e2e, user):
+    # The worker's announcement (Redis pub/sub) ends the wait: one GET, no polling.
+    _, key = api_token_create(user=user, name="e2e-wait")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    response = client.post(
+        "/api/v1/detections/", {"image": upload("face.jpg", face_image_bytes())},
+        format="multipart",
+    )
+    assert response.status_code == 202, response.content
+    [item] = response.json()["detections"]
+    data = client.get(f"{item['url']}?wait=60").json()
+    assert data["status"] == "done", data
+    _assert_verdict(data)

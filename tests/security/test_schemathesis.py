@@ -50,7 +50,9 @@ def _keep_the_test_connection():
 
 
 @pytest.fixture
-def token(django_user_model) -> str:
+def token(django_user_model, settings) -> str:
+    # A generated ?wait= on the pending row below waits this long at most, not 30 s.
+    settings.API_MAX_WAIT_SECONDS = 0.05
     user = django_user_model.objects.create_user(username="fuzz", password="unused-pass-42")
     # A few real rows, so ids 1.. sometimes exist and owner paths (200, image bytes) are reached.
     DetectionFactory.create_batch(2, owner=user, done=True)

@@ -269,3 +269,45 @@ def test_faces_that_cannot_be_written_leave_no_verdict(fake_engine, monkeypatch)
     assert detection.status == Detection.Status.RUNNING
     assert detection.label == "" and detection.fake_probability is None
     assert not DetectionFace.objects.filter(detection=detection).exists()
+
+
+@pytest.fixture
+def announced(monkeypatch) -> list[int]:
+    """The detections the worker said were finished (detection.events), in order."""
+    calls: list[int] = []
+    monkeypatch.setattr(
+        worker_services, "detection_finished_announce", lambda *, detection_id: calls.append(
+            detection_id)
+    )
+    return calls
+
+
+def test_every_final_state_is_announced_once_and_a_retry_is_not(
+    fake_engine, settings, announced
+):
+    settings.DETECTION_MAX_ATTEMPTS = 2
+    done = DetectionFactory()
+    worker_services.detection_run(detection_id=done.id, claim_token="t")
+    assert announced == [done.id]
+    # A duplicate message finds the row finished: nothing new to announce.
+    worker_services.detection_run(detection_id=done.id, claim_token="t2")
+    assert announced == [done.id]
+
+    fake_engine.error = ImageDecodeError("cannot decode")
+    undecodable = DetectionFactory()
+    worker_services.detection_run(detection_id=undecodable.id, claim_token="t")
+    assert announced == [done.id, undecodable.id]
+
+    fake_engine.error = RuntimeError("out of memory")
+    flaky = DetectionFactory()
+    with pytest.raises(worker_services.DetectionRetry):
+        worker_services.detection_run(detection_id=flaky.id, claim_token="t")
+    assert announced == [done.id, undecodable.id]  # pending again: nothing to wake up for
+    worker_services.detection_run(detection_id=flaky.id, claim_token="t")
+    assert announced == [done.id, undecodable.id, flaky.id]
+
+    lost = DetectionFactory(
+        status=Detection.Status.RUNNING, started_at=timezone.now(), claim_token="task-1", attempts=2
+    )
+    worker_services.detection_run(detection_id=lost.id, claim_token="task-1")
+    assert announced == [done.id, undecodable.id, flaky.id, lost.id]

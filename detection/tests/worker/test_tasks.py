@@ -60,3 +60,31 @@ def test_purge_task(settings):
     DetectionFactory(created_at=timezone.now() - dt.timedelta(days=2))
     detection_purge_expired_task.apply().get()
     assert Detection.objects.count() == 0
+
+
+def test_a_worker_reuses_its_database_connection_between_tasks(monkeypatch, settings):
+    # Celery's Django fix-up closed the connection around every task (a new PostgreSQL server
+    # process per detection); with a reuse limit it leaves them to Django's own rules, which the
+    # worker applies at each task's start and end.
+    from celery.fixups.django import DjangoWorkerFixup
+    from celery.signals import task_postrun, task_prerun
+
+    from deepfake_site.celery import app
+
+    assert settings.CELERY_DB_REUSE_MAX >= 100
+    assert DjangoWorkerFixup(app).db_reuse_max == settings.CELERY_DB_REUSE_MAX
+    checked = []
+    monkeypatch.setattr(
+        "detection.worker.tasks.close_old_connections", lambda: checked.append(True)
+    )
+    class Task:
+        def __init__(self, *, eager: bool):
+            self.request = type("Request", (), {"is_eager": eager, "headers": {}})()
+
+    for signal in (task_prerun, task_postrun):
+        signal.send(sender=None, task_id="t", task=Task(eager=False), args=(1,), kwargs={})
+    assert checked == [True, True]
+    # An eager run (inside a request or a test's transaction) leaves the connection alone.
+    for signal in (task_prerun, task_postrun):
+        signal.send(sender=None, task_id="t", task=Task(eager=True), args=(1,), kwargs={})
+    assert checked == [True, True]
