@@ -1,4 +1,4 @@
-.PHONY: run test setup lint train
+.PHONY: run test setup lint train bench
 
 # Set up everything and run web + worker + broker in the foreground (Ctrl-C stops all).
 run:
@@ -10,6 +10,15 @@ test:
 
 setup:
 	bash scripts/setup.sh --dev
+
+# The benchmark suite (docs/performance.md): model, stages, end to end (web + worker + Redis, and
+# the embedded first-run setup), memory, growth. Writes var/bench/<date>.json, prints the tables
+# and rewrites docs/performance.md with its plot. About 15 minutes on 2 cores; a smoke run:
+# make bench BENCH_ARGS=--quick. PostgreSQL for the database sections:
+# BENCH_DATABASE_URL=postgres://user@host:5432/postgres (private databases are made there).
+bench:
+	bash scripts/setup.sh
+	.venv/bin/python -m bench $(BENCH_ARGS)
 
 lint:
 	.venv/bin/ruff check .

@@ -83,13 +83,15 @@ class Prediction:
         }
 
 
-def compiled_model_fn(model, image_size: int):
-    """A traced call of ``model`` on uint8 batches (None, S, S, 3) -> float32 (None, 1)."""
+def compiled_model_fn(model, image_size: int, *, jit_compile: bool = False):
+    """A traced call of ``model`` on uint8 batches (None, S, S, 3) -> float32 (None, 1).
+    ``jit_compile``: through XLA (the benchmark measures it; the engine does not use it)."""
     import tensorflow as tf
 
     @tf.function(
         input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.uint8)],
         reduce_retracing=True,
+        jit_compile=jit_compile,
     )
     def fn(images):
         return model(tf.cast(images, tf.float32), training=False)
@@ -229,6 +231,10 @@ class Engine:
     def predict_array(self, arr: np.ndarray) -> float:
         """Uncalibrated P(fake) for one already-prepared uint8 (S, S, 3) array."""
         return float(self._raw(arr[None])[0])
+
+    def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
+        """Uncalibrated P(fake) per row of a prepared uint8 batch (N, S, S, 3): one model call."""
+        return self._raw(np.asarray(batch, np.uint8))
 
     # -- public API ------------------------------------------------------------------------
     def predict(self, image) -> Prediction:
