@@ -304,13 +304,43 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Uploads are private: MEDIA_ROOT has no URL; images go out only through an owner-checked view.
 MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = None
-STORAGES = {
-    # Through the storage API, so an object store can replace the disk when workers run elsewhere.
-    "default": {
+# Uploads go through the storage API only, so an object store can replace the disk when workers
+# run on other hosts (docs/scaling.md). Naming a bucket switches to an S3-compatible store
+# (django-storages); otherwise they stay in MEDIA_ROOT. An empty value below is left to boto3's
+# own lookup (AWS_* variables, ~/.aws, an instance role).
+DETECTION_S3_BUCKET = env.str("DETECTION_S3_BUCKET", default="")
+_s3_options = {
+    # Only for a store other than AWS (MinIO, Ceph, Garage...), e.g. http://minio.internal:9000.
+    "endpoint_url": env.str("DETECTION_S3_ENDPOINT_URL", default=""),
+    # Requests are signed for a region: AWS needs the bucket's, other stores mostly accept any.
+    "region_name": env.str("DETECTION_S3_REGION", default=""),
+    # A key pair of its own, so the service's credentials can be limited to this one bucket.
+    "access_key": env.str("DETECTION_S3_ACCESS_KEY_ID", default=""),
+    "secret_key": env.str("DETECTION_S3_SECRET_ACCESS_KEY", default=""),
+    # "path" for stores without a host name per bucket (MinIO's default); empty: boto3 decides.
+    "addressing_style": env.str("DETECTION_S3_ADDRESSING_STYLE", default=""),
+    # A key prefix, so that one bucket can hold several deployments.
+    "location": env.str("DETECTION_S3_PREFIX", default=""),
+}
+if DETECTION_S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": DETECTION_S3_BUCKET,
+            # Names are random (detection_upload_to), so saving checks no existing key: one
+            # request less per upload. Objects get the bucket's ACL: keep the bucket private.
+            "file_overwrite": True,
+            **{name: value for name, value in _s3_options.items() if value},
+        },
+    }
+else:
+    _default_storage = {
         "BACKEND": env.str(
             "DJANGO_FILE_STORAGE", default="django.core.files.storage.FileSystemStorage"
         )
-    },
+    }
+STORAGES = {
+    "default": _default_storage,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG

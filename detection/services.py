@@ -208,8 +208,10 @@ def detection_orphan_files_delete(
             try:
                 if default_storage.get_modified_time(name) >= cutoff:
                     continue
-            except (OSError, NotImplementedError):
-                continue  # gone meanwhile, or a storage that cannot say: leave it
+            # Gone meanwhile, or a storage that cannot say: leave it. Any error, not only
+            # OSError: an object store raises its own (botocore's ClientError for a 404).
+            except Exception:  # noqa: BLE001, S112
+                continue
             detection_file_delete(name=name)
             removed += 1
     if removed:

@@ -241,18 +241,20 @@ def worker_running(
     module: str | None = None,
     extra_args: tuple[str, ...] = (),
     ready_file: Path | None = None,
+    node_name: str | None = None,
 ) -> Iterator[WorkerProcess]:
     """One prefork worker (concurrency 1) reading `queue`; yields once a child of THIS worker
     has written a heartbeat with a loaded model (or, when given, once `ready_file` exists: a
     launcher may write it sooner than the next heartbeat). `module` runs a launcher module
-    instead of `celery -A deepfake_site`."""
+    instead of `celery -A deepfake_site`; `node_name` (-n) tells several workers on one queue
+    apart, as on several hosts."""
     from django.db import connection
 
     from detection.models import WorkerHeartbeat
 
     log_path = var_dir / "worker.log"
     args = ["worker", "--concurrency", "1", "--pool", "prefork", "-l", "info", "-Q", queue,
-            "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", *extra_args]
+            "-n", node_name or f"{queue}@%h", "--without-gossip", "--without-mingle", *extra_args]
     command = [sys.executable, "-m", module] if module else [
         sys.executable, "-m", "celery", "-A", "deepfake_site"
     ]
