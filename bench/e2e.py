@@ -43,11 +43,18 @@ from bench import BASE_DIR, section_args, section_result, section_write
 from bench.images import bench_images
 from tests.processes import RedisServer, child_pids, free_port, wait_for
 
-# A client waits for its verdict in one request (the API's ?wait=), asking again after a
-# timed-out wait; with BENCH_WAIT=0 it polls every BENCH_POLL seconds instead, as clients did
-# before the API could wait.
-WAIT_SECONDS = int(os.environ.get("BENCH_WAIT", "30"))
+# How a client gets its verdict (BENCH_CLIENT):
+# - "upload-wait" (default): the upload itself waits for the verdict (POST ...?wait=), one request;
+# - "wait": upload, then one GET ...?wait= (asked again after a timed-out wait);
+# - "poll": upload, then a GET every BENCH_POLL seconds, as clients did before the API could wait.
+CLIENT = os.environ.get("BENCH_CLIENT", "upload-wait")
+WAIT_SECONDS = 30
 POLL_SECONDS = float(os.environ.get("BENCH_POLL", "0.05"))
+CLIENT_NOTES = {
+    "upload-wait": f"each client's upload waits for its verdict (POST ?wait={WAIT_SECONDS})",
+    "wait": f"each client uploads, then waits in one GET ?wait={WAIT_SECONDS}",
+    "poll": f"each client uploads, then polls every {int(POLL_SECONDS * 1000)} ms",
+}
 LEVEL_SECONDS = 150  # no level runs longer than this
 GRACE_SECONDS = 60  # after a level, how long an accepted upload may still take before it is lost
 START_SECONDS = 300  # TensorFlow import and model load on a busy 2-core machine
@@ -261,14 +268,17 @@ def _multipart(images: list[bytes]) -> tuple[bytes, str]:
         f"multipart/form-data; boundary={boundary}")
 
 
-def upload(stack: Stack, token: str, images: list[bytes]) -> list[str]:
-    """Upload images in one request; returns the API paths of the detections (empty: refused)."""
+def upload(stack: Stack, token: str, images: list[bytes], *, wait: int = 0) -> list[dict]:
+    """Upload images in one request (waiting up to `wait` s for the verdicts); returns the
+    detections as the API answered, each with its API `path` (empty: refused)."""
     body, content_type = _multipart(images)
-    status, raw = _request(stack, "POST", "/api/v1/detections/", token=token, body=body,
-                           content_type=content_type)
-    if status != 202:
+    query = f"?wait={wait}" if wait else ""
+    status, raw = _request(stack, "POST", f"/api/v1/detections/{query}", token=token,
+                           body=body, content_type=content_type)
+    if status not in (200, 202):
         return []
-    return [urlsplit(d["url"]).path for d in json.loads(raw)["detections"]]
+    items = json.loads(raw)["detections"]
+    return [{**d, "path": urlsplit(d["url"]).path} for d in items]
 
 
 @dataclass
@@ -288,30 +298,32 @@ def _seconds(value: str) -> float:
 def _one(stack: Stack, token: str, image: bytes, deadline: float) -> Outcome:
     t0 = time.perf_counter()
     try:
-        paths = upload(stack, token, [image])
+        items = upload(stack, token, [image],
+                       wait=WAIT_SECONDS if CLIENT == "upload-wait" else 0)
     except OSError as exc:
         return Outcome(error=f"upload: {type(exc).__name__}")
-    if not paths:
+    if not items:
         return Outcome(error="upload refused")
-    query = f"?wait={WAIT_SECONDS}" if WAIT_SECONDS else ""
-    while time.monotonic() < deadline:
+    row = items[0]
+    query = f"?wait={WAIT_SECONDS}" if CLIENT != "poll" else ""
+    while row.get("status") not in ("done", "failed"):
+        if time.monotonic() > deadline:
+            return Outcome(status="accepted", error="lost")
+        if CLIENT == "poll":
+            time.sleep(POLL_SECONDS)
         try:
-            status, raw = _request(stack, "GET", paths[0] + query, token=token)
+            status, raw = _request(stack, "GET", items[0]["path"] + query, token=token)
         except OSError as exc:
             return Outcome(error=f"poll: {type(exc).__name__}", status="accepted")
         if status != 200:
             return Outcome(error=f"poll answered {status}", status="accepted")
         row = json.loads(raw)
-        if row["status"] in ("done", "failed"):
-            return Outcome(
-                client_ms=(time.perf_counter() - t0) * 1000.0,
-                row_ms=(_seconds(row["finished_at"]) - _seconds(row["created_at"])) * 1000.0,
-                status=row["status"],
-                error="" if row["status"] == "done" else "verdict failed",
-            )
-        if not WAIT_SECONDS:
-            time.sleep(POLL_SECONDS)
-    return Outcome(status="accepted", error="lost")
+    return Outcome(
+        client_ms=(time.perf_counter() - t0) * 1000.0,
+        row_ms=(_seconds(row["finished_at"]) - _seconds(row["created_at"])) * 1000.0,
+        status=row["status"],
+        error="" if row["status"] == "done" else "verdict failed",
+    )
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -371,22 +383,25 @@ def level_run(stack: Stack, *, clients: int, per_client: int, images: list[bytes
 
 
 def batch_run(stack: Stack, images: list[bytes], *, size: int = 10) -> dict:
-    """One request with `size` faces (a first user's batch), then each verdict awaited: the time
-    from sending the upload to the last verdict."""
+    """One request with `size` faces (a first user's batch), each verdict awaited the way the
+    clients wait: the time from sending the upload to the last verdict."""
     token = stack.tokens[-1]
     t0 = time.perf_counter()
-    paths = upload(stack, token, images[:size])
-    if not paths:
+    items = upload(stack, token, images[:size],
+                   wait=WAIT_SECONDS if CLIENT == "upload-wait" else 0)
+    if not items:
         return {"images": size, "error": "upload refused"}
     statuses = []
-    for path in paths:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            status, raw = _request(stack, "GET", f"{path}?wait=30", token=token)
+    query = f"?wait={WAIT_SECONDS}" if CLIENT != "poll" else ""
+    for item in items:
+        row, deadline = item, time.monotonic() + 120
+        while row.get("status") not in ("done", "failed") and time.monotonic() < deadline:
+            if CLIENT == "poll":
+                time.sleep(POLL_SECONDS)
+            status, raw = _request(stack, "GET", item["path"] + query, token=token)
             row = json.loads(raw) if status == 200 else {}
-            if row.get("status") in ("done", "failed"):
-                statuses.append(row["status"])
-                break
+        if row.get("status") in ("done", "failed"):
+            statuses.append(row["status"])
     return {"images": size, "to_last_verdict_ms": round((time.perf_counter() - t0) * 1000, 1),
             "done": statuses.count("done"), "unfinished": size - len(statuses)}
 
@@ -395,7 +410,7 @@ def memory_run(stack: Stack, images: list[bytes], *, already: int) -> dict:
     """Worker RSS after the model loaded (now), then after MEMORY_DETECTIONS detections in all."""
     before = stack.worker_rss_mb()
     token = stack.tokens[0]
-    paths: list[str] = []
+    paths: list[dict] = []
     want = max(0, MEMORY_DETECTIONS - already)
     batch = 20  # DETECTION_MAX_FILES_PER_REQUEST: the fastest honest way to queue a thousand
     while len(paths) < want:
@@ -480,13 +495,12 @@ def main() -> None:
         columns=["setup", "database", "clients", "verdicts", "images/s", "p50 ms", "p95 ms",
                  "p99 ms", "row p50 ms", "errors", "lost", "CPU ms/image web/worker/clients"],
         rows=rows,
-        data={"runs": runs, "wait_seconds": WAIT_SECONDS,
-              "poll_seconds": None if WAIT_SECONDS else POLL_SECONDS},
+        data={"runs": runs, "client": CLIENT, "wait_seconds": WAIT_SECONDS,
+              "poll_seconds": POLL_SECONDS if CLIENT == "poll" else None},
         notes=[
             "Web and worker are the Procfile.dev lines `make run` starts, on one 2-core box "
             "with the clients. p50/p95/p99: upload sent to the answer with the verdict ("
-            + (f"each client waits in one GET ?wait={WAIT_SECONDS}" if WAIT_SECONDS else
-               f"clients poll every {int(POLL_SECONDS * 1000)} ms")
+            + CLIENT_NOTES[CLIENT]
             + "); row p50: the row's own created_at to finished_at, without the upload's "
             "transfer or the answer.",
             *notes,

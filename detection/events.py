@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from django.conf import settings
 
@@ -66,18 +66,20 @@ def detection_finished_announce(*, detection_id: int) -> None:
 
 
 @contextlib.contextmanager
-def detection_finished_listen(*, detection_id: int) -> Iterator[Callable[[float], None]]:
-    """Listen for the announcement of one detection. Yields ``sleep(seconds)``, which returns
-    when the detection may have finished (an announcement) or after ``seconds``, whichever comes
-    first. Subscribe first, then check the row, then sleep: no announcement is missed."""
+def detection_finished_listen(
+    *, detection_ids: Sequence[int]
+) -> Iterator[Callable[[float], None]]:
+    """Listen for the announcements of these detections. Yields ``sleep(seconds)``, which
+    returns when one of them may have finished (an announcement) or after ``seconds``, whichever
+    comes first. Subscribe first, then check the rows, then sleep: no announcement is missed."""
     client = _redis()
     pubsub = None
     if client is not None:
         try:
             pubsub = client.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(_CHANNEL.format(id=detection_id))
-        except Exception:  # noqa: BLE001 - Redis down: re-read the row instead
-            logger.debug("Could not listen for detection %s", detection_id, exc_info=True)
+            pubsub.subscribe(*(_CHANNEL.format(id=i) for i in detection_ids))
+        except Exception:  # noqa: BLE001 - Redis down: re-read the rows instead
+            logger.debug("Could not listen for detections %s", detection_ids, exc_info=True)
             pubsub = None
 
     def sleep(seconds: float) -> None:
@@ -88,7 +90,7 @@ def detection_finished_listen(*, detection_id: int) -> Iterator[Callable[[float]
         try:
             pubsub.get_message(timeout=min(seconds, WAIT_RECHECK_SECONDS))
         except Exception:  # noqa: BLE001 - Redis went away mid-wait: re-read the row instead
-            logger.debug("Lost the listener for detection %s", detection_id, exc_info=True)
+            logger.debug("Lost the listener for detections %s", detection_ids, exc_info=True)
             with contextlib.suppress(Exception):
                 pubsub.close()
             pubsub = None

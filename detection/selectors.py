@@ -69,18 +69,33 @@ def detection_get_finished(
     whichever comes first; Http404 like ``detection_get``. A client waits for its verdict in one
     request instead of polling (detection.events says how the wait is woken)."""
     detection = detection_get(user=user, detection_id=detection_id)
-    if wait <= 0 or detection.status in _FINISHED:
-        return detection
+    if wait > 0 and detection.status not in _FINISHED:
+        _wait_finished(user=user, detection_ids=[detection_id], wait=wait)
+        detection = detection_get(user=user, detection_id=detection_id)
+    return detection
+
+
+def detection_list_finished(
+    *, user: AbstractBaseUser, detection_ids: list[int], wait: float
+) -> list[Detection]:
+    """The user's detections among ``detection_ids``, in that order, once all are finished or
+    after ``wait`` seconds, whichever comes first (an upload that waits for its verdicts)."""
+    if wait > 0:
+        _wait_finished(user=user, detection_ids=detection_ids, wait=wait)
+    rows = {d.id: d for d in _with_faces(_scoped(user).filter(id__in=detection_ids))}
+    return [rows[i] for i in detection_ids if i in rows]
+
+
+def _wait_finished(*, user: AbstractBaseUser, detection_ids: list[int], wait: float) -> None:
     deadline = time.monotonic() + wait
-    finished = _scoped(user).filter(id=detection_id, status__in=_FINISHED)
-    with events.detection_finished_listen(detection_id=detection_id) as sleep:
+    unfinished = _scoped(user).filter(id__in=detection_ids).exclude(status__in=_FINISHED)
+    with events.detection_finished_listen(detection_ids=detection_ids) as sleep:
         # Listening before each look: an announcement made meanwhile is not missed.
-        while not finished.exists():
+        while unfinished.exists():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             sleep(remaining)
-    return detection_get(user=user, detection_id=detection_id)
 
 
 _FINISHED = (Detection.Status.DONE, Detection.Status.FAILED)

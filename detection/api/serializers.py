@@ -186,6 +186,12 @@ class DetectionCreatedSerializer(serializers.Serializer):
     detections = DetectionCreatedItemSerializer(many=True)
 
 
+class DetectionWaitedSerializer(serializers.Serializer):
+    """An upload that waited for its verdicts (?wait=): every detection in full."""
+
+    detections = DetectionSerializer(many=True)
+
+
 @extend_schema_field(OpenApiTypes.BINARY)
 class UploadedFileField(serializers.FileField):
     """A file part of a multipart request (binary in the schema)."""
@@ -196,7 +202,7 @@ WAIT_MAX_SECONDS = 60
 
 
 class DetectionWaitSerializer(serializers.Serializer):
-    """The query of one detection: how long to wait for its verdict."""
+    """How long a request waits for verdicts: one detection's, or an upload's."""
 
     wait = serializers.FloatField(
         required=False,
@@ -205,9 +211,10 @@ class DetectionWaitSerializer(serializers.Serializer):
         max_value=WAIT_MAX_SECONDS,
         help_text=(
             "Seconds to wait for the verdict before answering: the answer comes as soon as the "
-            "detection is done or failed, or when the time is up (then it is still pending or "
-            f"running; ask again). At most {WAIT_MAX_SECONDS}; the server waits at most "
-            f"{settings.API_MAX_WAIT_SECONDS} s. 0 (the default) answers at once."
+            "detection (an upload: every one of its detections) is done or failed, or when the "
+            "time is up (then it is still pending or running; ask again). At most "
+            f"{WAIT_MAX_SECONDS}; the server waits at most {settings.API_MAX_WAIT_SECONDS} s. "
+            "0 (the default) answers at once."
         ),
     )
 

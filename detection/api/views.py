@@ -30,6 +30,7 @@ from detection.api.serializers import (
     DetectionCreatedSerializer,
     DetectionSerializer,
     DetectionUploadSerializer,
+    DetectionWaitedSerializer,
     DetectionWaitSerializer,
 )
 from detection.filters import ORDERINGS, SEARCH_MAX_LENGTH, DetectionFilterSet
@@ -165,17 +166,24 @@ class DetectionViewSet(
         summary="Upload one or more images for a verdict",
         description=(
             "Multipart form with one or more `image` fields. Every file is checked first; if one "
-            "is refused nothing is stored. Each accepted image is queued for the model: poll its "
-            "`url` until `status` is `done` or `failed`."
+            "is refused nothing is stored. Each accepted image is queued for the model: get its "
+            "`url` with `?wait=` until `status` is `done` or `failed`. With `?wait=<seconds>` "
+            "here, the answer waits for the verdicts instead (200, every detection in full; any "
+            "still unfinished when the time is up says so in its `status`)."
         ),
+        parameters=[DetectionWaitSerializer],
         request={"multipart/form-data": DetectionUploadSerializer},
         responses={
+            200: DetectionWaitedSerializer,
             202: DetectionCreatedSerializer,
             400: OpenApiResponse(ErrorSerializer, description="A file was refused."),
             413: OpenApiResponse(ErrorSerializer, description="A file is too large."),
         },
     )
     def create(self, request: Request) -> Response:
+        query = DetectionWaitSerializer(data=request.query_params)
+        if not query.is_valid():  # before the body is read: nothing is stored
+            raise _invalid("Invalid query parameters.", query.errors)
         try:
             data = request.data
         except TooManyFilesSent:
@@ -194,10 +202,10 @@ class DetectionViewSet(
         if not upload.is_valid():
             raise _invalid("Send one or more files in the `image` field.", upload.errors)
         images = upload.validated_data["image"]
-        wait = upload_budget_charge(request, images=len(images))
-        if wait is not None:
+        retry_after = upload_budget_charge(request, images=len(images))
+        if retry_after is not None:
             raise Throttled(
-                wait=wait,
+                wait=retry_after,
                 detail=f"{len(images)} image(s) would exceed your upload budget; nothing stored.",
             )
         try:
@@ -205,6 +213,16 @@ class DetectionViewSet(
         except ValidationError as exc:
             raise _upload_refused(exc) from None
         upload_logged(detections)
+        wait = min(query.validated_data["wait"], settings.API_MAX_WAIT_SECONDS)
+        if wait > 0:
+            # Stored and queued (published on commit): now wait for the verdicts.
+            waited = selectors.detection_list_finished(
+                user=request.user, detection_ids=[d.id for d in detections], wait=wait
+            )
+            out = DetectionWaitedSerializer(
+                {"detections": waited}, context=self.get_serializer_context()
+            )
+            return Response(out.data, status=status.HTTP_200_OK)
         out = DetectionCreatedSerializer(
             {"detections": detections}, context=self.get_serializer_context()
         )

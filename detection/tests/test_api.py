@@ -375,3 +375,43 @@ def test_waiting_for_another_users_detection_is_404(token_client, other_user, se
     response = token_client.get(f"{LIST_URL}{theirs.id}/?wait=30")
     assert response.status_code == 404
     _assert_error_shape(response.json())
+
+
+def test_upload_can_wait_for_its_verdicts(
+    token_client, user, settings, monkeypatch, enqueued, django_capture_on_commit_callbacks
+):
+    calls = []
+
+    def wait_for(*, user, detection_ids, wait):
+        calls.append((user.id, list(detection_ids), wait))
+        # As if the worker had finished the first one meanwhile.
+        Detection.objects.filter(id=detection_ids[0]).update(
+            status="done", label="no_face", uncertain_low=0.4, uncertain_high=0.6
+        )
+        return list(Detection.objects.filter(id__in=detection_ids).order_by("id"))
+
+    monkeypatch.setattr("detection.selectors.detection_list_finished", wait_for)
+    settings.API_MAX_WAIT_SECONDS = 5
+    with django_capture_on_commit_callbacks(execute=True):
+        response = token_client.post(
+            f"{LIST_URL}?wait=10", {"image": [upload("a.jpg"), upload("b.jpg")]},
+            format="multipart",
+        )
+    assert response.status_code == 200, response.content
+    items = response.json()["detections"]
+    ids = [d.id for d in Detection.objects.order_by("id")]
+    # (That they are queued before the wait begins needs a real commit: tests/e2e shows it.)
+    assert enqueued == ids
+    assert calls == [(user.id, ids, 5)]
+    assert [(i["id"], i["status"]) for i in items] == [(ids[0], "done"), (ids[1], "pending")]
+    assert "faces" in items[0] and "fake_probability" in items[0]  # the full record
+
+
+def test_upload_with_a_bad_wait_stores_nothing(token_client, enqueued):
+    response = token_client.post(
+        f"{LIST_URL}?wait=soon", {"image": upload("a.jpg")}, format="multipart"
+    )
+    assert response.status_code == 400
+    _assert_error_shape(response.json())
+    assert response.json()["errors"][0]["field"] == "wait"
+    assert Detection.objects.count() == 0 and enqueued == []

@@ -91,3 +91,45 @@ def test_with_redis_gone_the_wait_falls_back_to_reading_the_row(settings, user):
         got = selectors.detection_get_finished(user=user, detection_id=pending.id, wait=20)
         thread.join()
     assert got.status == Detection.Status.DONE
+
+
+def test_an_upload_waits_until_every_one_of_its_detections_is_finished(settings, user):
+    settings.REDIS_URL = ""
+    first, second = DetectionFactory(owner=user), DetectionFactory(owner=user)
+    threads = [_finish_later(first.id, delay=0.1, announce=False),
+               _finish_later(second.id, delay=0.4, announce=False)]
+    got = selectors.detection_list_finished(
+        user=user, detection_ids=[second.id, first.id], wait=20
+    )
+    for thread in threads:
+        thread.join()
+    assert [(d.id, d.status) for d in got] == [(second.id, "done"), (first.id, "done")]
+
+
+@pytest.mark.services
+def test_with_redis_any_of_an_uploads_announcements_wakes_the_wait(settings, user, monkeypatch):
+    from tests.processes import redis_server
+
+    monkeypatch.setattr(events, "WAIT_RECHECK_SECONDS", 60.0)
+    first, second = DetectionFactory(owner=user), DetectionFactory(owner=user)
+    with redis_server() as redis:
+        settings.REDIS_URL = redis.url
+        threads = [_finish_later(first.id, delay=0.2, announce=True),
+                   _finish_later(second.id, delay=0.5, announce=True)]
+        started = time.monotonic()
+        got = selectors.detection_list_finished(
+            user=user, detection_ids=[first.id, second.id], wait=40
+        )
+        waited = time.monotonic() - started
+        for thread in threads:
+            thread.join()
+    assert [d.status for d in got] == ["done", "done"]
+    assert waited < 20, f"not woken by the announcements (waited {waited:.1f} s)"
+
+
+def test_an_uploads_wait_leaves_out_other_users_rows(user, other_user):
+    mine, theirs = DetectionFactory(owner=user, done=True), DetectionFactory(owner=other_user)
+    got = selectors.detection_list_finished(
+        user=user, detection_ids=[mine.id, theirs.id], wait=5
+    )
+    assert [d.id for d in got] == [mine.id]

@@ -40,10 +40,16 @@ def _assert_verdict(data: dict) -> None:
     assert decided[0]["box"] == data["face_box"]
 
 
-def test_api_upload_with_token_gets_a_verdict(e2e, user):
-    _, key = api_token_create(user=user, name="e2e")
+def _api_client(user, name: str) -> APIClient:
+    """An API client authenticated with a new token of `user`."""
+    _, key = api_token_create(user=user, name=name)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+def test_api_upload_with_token_gets_a_verdict(e2e, user):
+    client = _api_client(user, "e2e")
 
     response = client.post(
         "/api/v1/detections/",
@@ -89,9 +95,7 @@ def test_form_upload_gets_a_verdict(e2e, client, user):
 
 def test_one_request_waits_for_the_verdict(e2e, user):
     # The worker's announcement (Redis pub/sub) ends the wait: one GET, no polling.
-    _, key = api_token_create(user=user, name="e2e-wait")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    client = _api_client(user, "e2e-wait")
     response = client.post(
         "/api/v1/detections/", {"image": upload("face.jpg", face_image_bytes())},
         format="multipart",
@@ -101,3 +105,18 @@ def test_one_request_waits_for_the_verdict(e2e, user):
     data = client.get(f"{item['url']}?wait=60").json()
     assert data["status"] == "done", data
     _assert_verdict(data)
+
+
+def test_an_upload_can_wait_for_its_verdicts(e2e, user):
+    # Stored, queued on commit, then waited for: the verdicts come back in the upload's answer.
+    client = _api_client(user, "e2e-upload-wait")
+    response = client.post(
+        "/api/v1/detections/?wait=60",
+        {"image": [upload("a.jpg", face_image_bytes()), upload("b.jpg", face_image_bytes())]},
+        format="multipart",
+    )
+    assert response.status_code == 200, response.content
+    items = response.json()["detections"]
+    assert [item["status"] for item in items] == ["done", "done"], items
+    for item in items:
+        _assert_verdict(item)
