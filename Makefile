@@ -13,7 +13,7 @@ setup:
 
 # The benchmark suite (docs/performance.md): model, stages, end to end (web + worker + Redis, and
 # the embedded first-run setup), memory, growth. Writes var/bench/<date>.json, prints the tables
-# and rewrites docs/performance.md with its plot. About 15 minutes on 2 cores; a smoke run:
+# and rewrites docs/performance.md with its plot. About 5 minutes on 2 cores; a smoke run:
 # make bench BENCH_ARGS=--quick. PostgreSQL for the database sections:
 # BENCH_DATABASE_URL=postgres://user@host:5432/postgres (private databases are made there).
 bench:
