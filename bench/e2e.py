@@ -439,8 +439,7 @@ def _count(stack: Stack, token: str, status: str) -> int:
 # --- the section ----------------------------------------------------------------------------
 
 
-def setup_run(setup: str, levels: list[int], *, per_client: int, quick: bool,
-              memory: bool) -> dict:
+def setup_run(setup: str, levels: list[int], *, per_client: int, memory: bool) -> dict:
     images = bench_images(200)
     with stack_running(setup, clients=max(levels)) as stack:
         # Warm-up: every code path once (first requests import, first model calls trace).
@@ -456,7 +455,7 @@ def setup_run(setup: str, levels: list[int], *, per_client: int, quick: bool,
         print(f"  {setup}: batch of 10: {out['batch10']}", file=sys.stderr, flush=True)
         if memory:
             done = sum(r["images"] for r in results) + 2
-            out["memory"] = memory_run(stack, images, already=done if not quick else 0)
+            out["memory"] = memory_run(stack, images, already=done)
         return out
 
 
@@ -481,7 +480,7 @@ def main() -> None:
         notes.append("The Redis setup was not run: no redis-server on this machine "
                      "(apt-get install redis-server).")
     for setup in setups:
-        runs.append(setup_run(setup, levels, per_client=per_client, quick=args.quick,
+        runs.append(setup_run(setup, levels, per_client=per_client,
                               memory=setup == "redis"))
     rows = [
         [r["setup"], r["database"], lv["clients"], lv["verdicts"], lv["images_per_s"],

@@ -68,6 +68,15 @@ def _invalid(detail: str, errors: object) -> ApiError:
     return ApiError(status_code=400, detail=detail, code="invalid", errors=error_items(errors))
 
 
+def _wait_seconds(request: Request) -> float:
+    """The request's `?wait=`, at most API_MAX_WAIT_SECONDS; a 400 when it is not a number in
+    range."""
+    query = DetectionWaitSerializer(data=request.query_params)
+    if not query.is_valid():
+        raise _invalid("Invalid query parameters.", query.errors)
+    return min(query.validated_data["wait"], settings.API_MAX_WAIT_SECONDS)
+
+
 # The URL takes digits only (lookup_value_regex): an integer in the schema, not any string.
 _ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Detection id.")
 
@@ -136,13 +145,8 @@ class DetectionViewSet(
         )
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        query = DetectionWaitSerializer(data=request.query_params)
-        if not query.is_valid():
-            raise _invalid("Invalid query parameters.", query.errors)
         detection = selectors.detection_get_finished(
-            user=request.user,
-            detection_id=int(pk),
-            wait=min(query.validated_data["wait"], settings.API_MAX_WAIT_SECONDS),
+            user=request.user, detection_id=int(pk), wait=_wait_seconds(request)
         )
         return Response(self.get_serializer(detection).data)
 
@@ -181,9 +185,7 @@ class DetectionViewSet(
         },
     )
     def create(self, request: Request) -> Response:
-        query = DetectionWaitSerializer(data=request.query_params)
-        if not query.is_valid():  # before the body is read: nothing is stored
-            raise _invalid("Invalid query parameters.", query.errors)
+        wait = _wait_seconds(request)  # before the body is read: a bad one stores nothing
         try:
             data = request.data
         except TooManyFilesSent:
@@ -213,7 +215,6 @@ class DetectionViewSet(
         except ValidationError as exc:
             raise _upload_refused(exc) from None
         upload_logged(detections)
-        wait = min(query.validated_data["wait"], settings.API_MAX_WAIT_SECONDS)
         if wait > 0:
             # Stored and queued (published on commit): now wait for the verdicts.
             waited = selectors.detection_list_finished(
