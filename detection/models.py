@@ -91,6 +91,13 @@ class Detection(models.Model):
         # verdict (it must not call a landscape "real").
         NO_FACE = "no_face", "No face"
 
+    class HeatmapStatus(models.TextChoices):
+        NONE_YET = "", "Not yet"
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        NOT_APPLICABLE = "none", "No face to explain"
+
     FINAL_STATUSES = (Status.DONE, Status.FAILED)
 
     owner = models.ForeignKey(
@@ -138,6 +145,34 @@ class Detection(models.Model):
     # before a verdict and when no face was found.
     deciding_face = models.PositiveSmallIntegerField(null=True, blank=True)
     inference_ms = models.FloatField(null=True, blank=True)
+    # Grad-CAM heatmaps, made by the worker after the verdict (each face's in DetectionFace):
+    # blank before a verdict, then pending, done, failed or none (no face: nothing to explain).
+    heatmap_status = models.CharField(
+        max_length=16, choices=HeatmapStatus.choices, blank=True, default=""
+    )
+
+    # --- evidence read at intake (web side), before re-encoding dropped the metadata --------
+    # What the file said about itself: EXIF, PNG text, XMP, C2PA (detection.uploads.provenance).
+    provenance = models.JSONField(default=dict, blank=True)
+    # 64-bit difference hash of the stored pixels (signed, as PostgreSQL has no unsigned
+    # bigint): near-duplicates differ in a few bits.
+    phash = models.BigIntegerField(null=True, blank=True)
+    # A small WebP for lists, made at intake (or on first request for older rows): a history page
+    # must not send 25 full-size photos.
+    thumbnail = models.BinaryField(null=True, blank=True, editable=False)
+    # The same bytes checked before by the same user with the same model: the verdict was copied
+    # from that detection instead of run again.
+    reused_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reuses"
+    )
+    # The user's most recent earlier detection whose image looks nearly the same (phash).
+    similar_to = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # This detection re-checks an earlier one with a newer model (side by side on the page).
+    rechecked_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rechecks"
+    )
 
     created_at = models.DateTimeField(default=timezone.now)
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -182,6 +217,8 @@ class Detection(models.Model):
                 fields=["owner", "original_name", "-created_at", "-id"],
                 name="detection_owner_name",
             ),
+            # Repeats: the same bytes by the same user.
+            models.Index(fields=["owner", "sha256"], name="detection_owner_sha256"),
             # The sweeper looks for stale pending/running rows across all users.
             models.Index(fields=["status", "queued_at"], name="detection_status_queued"),
         ]
@@ -271,6 +308,9 @@ class DetectionFace(models.Model):
     fake_probability = models.FloatField()
     label = models.CharField(max_length=16, choices=Label.choices)
     detector_confidence = models.FloatField(null=True, blank=True)
+    # Grad-CAM: where the network looked on this face, as a small RGBA PNG to lay over the face's
+    # box (detection.worker); null until made, and when it could not be.
+    heatmap = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["index"]
@@ -302,3 +342,57 @@ class DetectionFace(models.Model):
     @property
     def is_deciding(self) -> bool:
         return self.detection.deciding_face == self.index
+
+
+class DetectionFeedback(models.Model):
+    """The owner's report that a verdict is wrong: one per detection (a new report replaces it).
+
+    The verdict and model it was about are copied in, so counts per model version survive a
+    re-run of the detection.
+    """
+
+    class Truth(models.TextChoices):
+        REAL = "real", "It is real"
+        FAKE = "fake", "It is fake"
+        UNKNOWN = "unknown", "I don't know, but the verdict is wrong"
+
+    detection = models.OneToOneField(
+        Detection, on_delete=models.CASCADE, related_name="feedback"
+    )
+    truth = models.CharField(max_length=16, choices=Truth.choices)
+    note = models.TextField(blank=True, max_length=2000)
+    label = models.CharField(max_length=16, blank=True)  # the verdict reported as wrong
+    fake_probability = models.FloatField(null=True, blank=True)
+    model_name = models.CharField(max_length=100, blank=True)
+    model_version = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["model_version"], name="feedback_model_version")]
+
+    def __str__(self) -> str:
+        return f"feedback on detection {self.detection_id}"
+
+
+class DetectionShare(models.Model):
+    """A read-only link to one detection's report, for anyone who has it, until revoked.
+
+    The token is the link's secret (256 random bits); it is kept so that the owner can copy the
+    link again from the page.
+    """
+
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="shares")
+    token = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"share of detection {self.detection_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -277,3 +277,10 @@ def detection_purge_expired(*, now: dt.datetime | None = None) -> int:
     if count:
         logger.info("Purged %d expired detections", count)
     return count
+
+
+# --- [repeats] ------------------------------------------------------------------------------
+
+# --- [share] --------------------------------------------------------------------------------
+
+# --- [feedback+models] ----------------------------------------------------------------------

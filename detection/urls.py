@@ -16,4 +16,9 @@ urlpatterns = [
     path("batches/<int:batch_id>/", views.batch, name="batch"),
     path("batches/<int:batch_id>/status/", views.batch_status, name="batch-status"),
     path("api-help/", views.api_help, name="api-help"),
+    # [repeats]
+    # [heatmap]
+    # [share]
+    # [pages]
+    # [feedback+models]
 ]

@@ -80,7 +80,7 @@ def _detail_context(detection: Detection) -> dict[str, object]:
     # The band the verdict was made with, stored with it; not today's model card.
     band = detection.uncertain_band
     faces = list(detection.faces.all())  # prefetched by the selector
-    return {
+    context: dict[str, object] = {
         "detection": detection,
         "faces": faces,
         # How many boxes the image shows: migrated verdicts of the old model have no box.
@@ -89,6 +89,12 @@ def _detail_context(detection: Detection) -> dict[str, object]:
         "uncertain_high": band.high if band else None,
         "uncertain_width": band.width if band else None,
     }
+    # [repeats] context
+    # [heatmap] context
+    # [provenance] context
+    # [feedback+models] context
+    # [share] context
+    return context
 
 
 @login_required
@@ -254,3 +260,14 @@ def api_help(request: HttpRequest) -> HttpResponse:
             **upload_limits(),
         },
     )
+
+
+# --- [repeats] ---------------------------------------------------------------------------
+
+# --- [heatmap] ---------------------------------------------------------------------------
+
+# --- [share] -----------------------------------------------------------------------------
+
+# --- [pages] -----------------------------------------------------------------------------
+
+# --- [feedback+models] -------------------------------------------------------------------

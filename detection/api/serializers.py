@@ -156,6 +156,11 @@ class DetectionSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "inference_ms",
+            # [repeats]
+            # [heatmap]
+            # [provenance]
+            # [feedback+models]
+            # [share]
         ]
         read_only_fields = fields
 
@@ -174,6 +179,16 @@ class DetectionSerializer(serializers.ModelSerializer):
         return _absolute(
             self.context.get("request"), reverse("api:detection-image", args=[obj.id])
         )
+
+    # --- [repeats] methods ---
+
+    # --- [heatmap] methods ---
+
+    # --- [provenance] methods ---
+
+    # --- [feedback+models] methods ---
+
+    # --- [share] methods ---
 
 
 class DetectionCreatedItemSerializer(DetectionSerializer):

@@ -228,3 +228,11 @@ class DetectionViewSet(
             {"detections": detections}, context=self.get_serializer_context()
         )
         return Response(out.data, status=status.HTTP_202_ACCEPTED)
+
+    # --- [repeats] actions ---
+
+    # --- [heatmap] actions ---
+
+    # --- [feedback+models] actions ---
+
+    # --- [share] actions ---
