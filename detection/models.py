@@ -311,6 +311,9 @@ class DetectionFace(models.Model):
     # Grad-CAM: where the network looked on this face, as a small RGBA PNG to lay over the face's
     # box (detection.worker); null until made, and when it could not be.
     heatmap = models.BinaryField(null=True, blank=True, editable=False)
+    # The region the model saw for this face and the heatmap covers, [x, y, w, h] in image pixels
+    # (a square around the face, larger than its box); null with no heatmap.
+    heatmap_box = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["index"]
