@@ -3,6 +3,7 @@
     engine = Engine.load(max_pixels=settings.DETECTION_MAX_PIXELS)  # once per process, after fork
     pred = engine.predict(image_bytes)     # -> Prediction: a verdict per face, or "no face"
     preds = engine.predict_batch([...])    # one model call for every face of every image
+    maps = engine.heatmaps(pred)           # Grad-CAM per face, from the inputs pred kept
 
 One compiled call (``tf.function`` with a fixed input signature) serves every request; the
 Keras ``model.predict`` loop is never used per image.
@@ -14,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,8 @@ from . import WEIGHTS_NAME, calibration, model_version, read_card, resolve_model
 from .faces import MAX_FACES
 from .preprocess import ImageDecodeError, check_max_pixels, fit, load_image
 
-__all__ = ["NO_FACE", "Engine", "FaceVerdict", "ImageDecodeError", "Prediction",
-           "compiled_model_fn"]
+__all__ = ["NO_FACE", "Engine", "FaceHeatmap", "FaceVerdict", "ImageDecodeError",
+           "ModelInputs", "Prediction", "compiled_model_fn"]
 
 
 NO_FACE = "no_face"
@@ -44,6 +45,24 @@ class FaceVerdict:
                 "label": self.label, "detector_confidence": self.detector_confidence}
 
 
+@dataclass(frozen=True, eq=False)
+class ModelInputs:
+    """What the model saw for each face of one image, kept with its prediction so that the
+    heatmaps need no second pass of the face detector."""
+
+    arrays: np.ndarray  # uint8 (faces, S, S, 3), as the model got them
+    regions: tuple[tuple[int, int, int, int], ...]  # (x, y, w, h) in image pixels, per face
+
+
+@dataclass(frozen=True)
+class FaceHeatmap:
+    """Grad-CAM of one face: an RGBA PNG to lay over ``region``, the square of the image the
+    model saw for that face (its crop, or the image's centre square)."""
+
+    png: bytes
+    region: tuple[int, int, int, int]
+
+
 @dataclass(frozen=True)
 class Prediction:
     """The image's verdict: the most suspicious face decides; no face means no verdict."""
@@ -54,6 +73,8 @@ class Prediction:
     model_version: str
     faces: tuple[FaceVerdict, ...]  # largest first, numbered 1.. in this order
     inference_ms: float
+    # The model inputs behind ``faces`` (Engine.heatmaps explains them); not part of the result.
+    inputs: ModelInputs | None = field(default=None, repr=False, compare=False)
 
     @property
     def face_found(self) -> bool:
@@ -140,6 +161,8 @@ class Engine:
         self.max_faces: int = int(max_faces)
         self._fn = compiled_model_fn(model, self.image_size)
         self._local = threading.local()
+        self._explainer = None  # ml.explain.GradCam, built on the first heatmap
+        self._explainer_lock = threading.Lock()
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike | None = None, *,
@@ -181,21 +204,29 @@ class Engine:
         whole image, centre square, through exactly the training preprocessing
         (``preprocess.fit``); smaller faces, or several, each on its own square crop.
         """
+        arrays, faces, _regions = self._prepare(image)
+        return arrays, faces
+
+    def _prepare(self, image) -> tuple[list[np.ndarray], list, list[tuple[int, int, int, int]]]:
+        """``prepare``, plus the region of the image each input shows, (x, y, w, h)."""
         from .faces import crop_box_for
 
         img = load_image(image, max_pixels=self.max_pixels)
         faces = self._detector().detect(np.asarray(img))
-        arrays = []
+        arrays, regions = [], []
         for face in faces:
             # With several faces each gets its own crop, even a large one: the whole image
             # would show them all and give every face the same verdict.
             crop = crop_box_for(face, img.width, img.height, whole_image_ok=len(faces) == 1)
             if crop is None:
                 arrays.append(fit(img, self.image_size))
+                side = min(img.width, img.height)  # fit's centre square
+                crop = ((img.width - side) // 2, (img.height - side) // 2, side, side)
             else:
                 x, y, w, h = crop
                 arrays.append(fit(img.crop((x, y, x + w, y + h)), self.image_size))
-        return arrays, faces
+            regions.append(tuple(int(v) for v in crop))
+        return arrays, faces, regions
 
     def _calibrated(self, raw) -> np.ndarray:
         return calibration.apply(np.asarray(raw, np.float64), self._calib)
@@ -215,7 +246,7 @@ class Engine:
         return calibration.sigmoid((calibration.logit(both[:n]) + calibration.logit(both[n:]))
                                    / 2)
 
-    def _make(self, raw, faces, ms: float) -> Prediction:
+    def _make(self, raw, faces, ms: float, inputs: ModelInputs | None = None) -> Prediction:
         verdicts = tuple(
             FaceVerdict(box=tuple(int(v) for v in f.box), fake_probability=float(p),
                         label=self._label(float(p)), detector_confidence=round(f.confidence, 4))
@@ -226,7 +257,12 @@ class Engine:
         else:
             p_img, label = None, NO_FACE
         return Prediction(fake_probability=p_img, label=label, model_name=self.name,
-                          model_version=self.version, faces=verdicts, inference_ms=float(ms))
+                          model_version=self.version, faces=verdicts, inference_ms=float(ms),
+                          inputs=inputs)
+
+    def _stacked(self, arrays: list[np.ndarray]) -> np.ndarray:
+        s = self.image_size
+        return np.stack(arrays) if arrays else np.zeros((0, s, s, 3), np.uint8)
 
     def predict_array(self, arr: np.ndarray) -> float:
         """Uncalibrated P(fake) for one already-prepared uint8 (S, S, 3) array."""
@@ -239,22 +275,53 @@ class Engine:
     # -- public API ------------------------------------------------------------------------
     def predict(self, image) -> Prediction:
         t0 = time.perf_counter()
-        arrays, faces = self.prepare(image)
-        raw = self._raw(np.stack(arrays)) if arrays else np.zeros(0)
-        return self._make(raw, faces, (time.perf_counter() - t0) * 1000.0)
+        arrays, faces, regions = self._prepare(image)
+        batch = self._stacked(arrays)
+        raw = self._raw(batch) if arrays else np.zeros(0)
+        return self._make(raw, faces, (time.perf_counter() - t0) * 1000.0,
+                          ModelInputs(batch, tuple(regions)))
 
     def predict_batch(self, images: list) -> list[Prediction]:
         """One model call for every face of every image."""
         if not images:
             return []
         t0 = time.perf_counter()
-        prepared = [self.prepare(im) for im in images]
-        arrays = [a for arrs, _ in prepared for a in arrs]
-        raw = self._raw(np.stack(arrays)) if arrays else np.zeros(0)
+        prepared = [self._prepare(im) for im in images]
+        arrays = [a for arrs, _, _ in prepared for a in arrs]
+        batch = self._stacked(arrays)
+        raw = self._raw(batch) if arrays else np.zeros(0)
         ms = (time.perf_counter() - t0) * 1000.0 / len(images)
         out, at = [], 0
-        for arrs, faces in prepared:
-            out.append(self._make(raw[at:at + len(arrs)], faces, ms))
-            at += len(arrs)
+        for arrs, faces, regions in prepared:
+            n = len(arrs)
+            out.append(self._make(raw[at:at + n], faces, ms,
+                                  ModelInputs(batch[at:at + n], tuple(regions))))
+            at += n
         return out
+
+    def heatmaps(self, prediction: Prediction, *, size: int = 64) -> list[FaceHeatmap]:
+        """Grad-CAM of every face of ``prediction`` (made by this engine), in its order: where
+        the network found the evidence for that face's verdict (toward fake when it leans fake,
+        toward real otherwise). One batched call; the face detector does not run again.
+
+        About 3 ms per face for the shipped model on one CPU thread (median over 55 faces of
+        faces128, Grad-CAM and PNG together), beside about 10 ms for ``predict`` per image.
+        """
+        from .explain import GradCam, heatmap_png
+
+        inputs = prediction.inputs
+        if inputs is None:
+            raise ValueError("this prediction kept no model inputs (not made by Engine.predict)")
+        if len(inputs.arrays) != len(prediction.faces):
+            raise ValueError("the prediction's inputs do not match its faces")
+        if not prediction.faces:
+            return []
+        if self._explainer is None:
+            with self._explainer_lock:
+                if self._explainer is None:
+                    self._explainer = GradCam(self._model)
+        toward = [1.0 if f.fake_probability >= self.threshold else -1.0 for f in prediction.faces]
+        maps = self._explainer.maps(inputs.arrays, toward=toward, flips=self.flips)
+        return [FaceHeatmap(png=heatmap_png(m, size=size), region=r)
+                for m, r in zip(maps, inputs.regions, strict=True)]
 
