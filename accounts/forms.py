@@ -16,7 +16,7 @@ class LoginForm(AllauthLoginForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["login"].label = "Username or e-mail"
+        self.fields["login"].label = "Username or email"
         self.fields["login"].widget.attrs["autocomplete"] = "username"
 
 

@@ -31,6 +31,8 @@ else:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# A refused form gets a page in the site's layout that says what to do (Django's is bare).
+CSRF_FAILURE_VIEW = "deepfake_site.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -189,6 +191,9 @@ DETECTION_MAX_PIXELS = env.int("DETECTION_MAX_PIXELS", default=40_000_000)
 # Faces judged per image, largest first: each costs a model call, and a crowd photo would
 # otherwise hold a worker for seconds.
 DETECTION_MAX_FACES = env.int("DETECTION_MAX_FACES", default=10)
+# C2PA Content Credentials are checked against these root certificates (a PEM file, such as the
+# C2PA trust list); empty: signatures are still verified, but no signer is reported as trusted.
+DETECTION_C2PA_TRUST_ANCHORS = env.str("DETECTION_C2PA_TRUST_ANCHORS", default="")
 
 # A whole upload request above this is refused at its first file part, unread (413): room for
 # the maximum number of files of the maximum size, plus 1 MiB for fields and part headers.
@@ -246,7 +251,7 @@ ACCOUNT_RATE_LIMITS = {
 # share the proxy's address (one lockout for everyone). Set to the number of trusted proxies that
 # append to X-Forwarded-For (1 behind a single nginx/traefik); 0 uses REMOTE_ADDR.
 ALLAUTH_TRUSTED_PROXY_COUNT = env.int("ALLAUTH_TRUSTED_PROXY_COUNT", default=0)
-# accounts: the sign-in form labels its first field "Username or e-mail" instead of "Login";
+# accounts: the sign-in form labels its first field "Username or email" instead of "Login";
 # sign-up with a taken address costs the same password hash as a fresh one.
 ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm", "signup": "accounts.forms.SignupForm"}
 # accounts: the per-account sign-in lockout counts per account, whichever login was typed.
@@ -294,6 +299,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "LabelEnum": "detection.models.Detection.Label",
         "FaceLabelEnum": "detection.models.DetectionFace.Label",
+        # Where a file declared its provenance: a name of its own, not a generic "SourceEnum".
+        "ProvenanceSourceEnum": "detection.uploads.provenance.SOURCES",
     },
 }
 
@@ -354,6 +361,8 @@ FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
 USE_I18N = True
+# English only, but allauth's Title Case labels and buttons become sentence case, like ours.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 # --- Security -------------------------------------------------------------------------------

@@ -34,3 +34,7 @@ urlpatterns = [
 
 # API clients get JSON for unknown URLs too (e.g. /api/v1/detections/abc/).
 handler404 = "deepfake_site.views.not_found"
+# The other error pages in the site's layout too (deepfake_site.errors; 500 with fallbacks).
+handler400 = "deepfake_site.errors.bad_request"
+handler403 = "deepfake_site.errors.permission_denied"
+handler500 = "deepfake_site.errors.server_error"

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.log import log_response
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import requires_csrf_token
 from django.views.decorators.http import require_safe
-from django.views.defaults import page_not_found
 from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.authentication import ApiTokenAuthentication
@@ -68,8 +68,13 @@ def privacy(request: HttpRequest) -> HttpResponse:
     return render(request, "privacy.html")
 
 
+@requires_csrf_token  # the layout's sign-out form needs a token, also for an unknown URL
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 for an unknown URL: JSON under /api/, as every other API answer; the page elsewhere."""
     if request.path.startswith("/api/"):
         return JsonResponse(error_body(detail="Not found.", code="not_found"), status=404)
-    return page_not_found(request, exception)
+    # The page in the site's layout (templates/404.html), with the view's own message for people
+    # ("No such detection."); an unknown URL's (Resolver404) is for developers.
+    args = getattr(exception, "args", ())
+    message = args[0] if type(exception) is Http404 and args and isinstance(args[0], str) else ""
+    return render(request, "404.html", {"message": message}, status=404)

@@ -62,3 +62,32 @@ class DetectionIdsForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Any integer is acceptable here; ownership is enforced by the service.
         self.fields["ids"].valid_value = lambda value: str(value).isdigit()  # type: ignore[attr-defined]
+
+
+class DetectionFeedbackForm(forms.Form):
+    """"Is this verdict wrong?": what the image really is, and an optional note. The rules
+    (which answers fit which verdict) are the service's; this offers only answers that say the
+    verdict is wrong."""
+
+    truth = forms.ChoiceField(label="What is the image really?", widget=forms.RadioSelect)
+    note = forms.CharField(
+        label="Note (optional)",
+        required=False,
+        max_length=2000,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": 2000}),
+        help_text="For example, where the image comes from. Staff may read it.",
+    )
+
+    ANSWERS = {
+        "real": "Real",
+        "fake": "Fake",
+        "unknown": "I don't know, but the verdict is wrong",
+    }
+
+    def __init__(self, *args: object, label: str = "", **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        answers = [(value, text) for value, text in self.ANSWERS.items() if value != label]
+        if label == "uncertain":
+            answers = [(v, t) for v, t in answers if v != "unknown"]
+        self.fields["truth"].choices = answers

@@ -275,6 +275,23 @@ class Detection(models.Model):
         """The deciding face's box as percentages of the image, to draw it over a scaled image."""
         return box_percent(self.face_box, width=self.width, height=self.height)
 
+    @property
+    def heatmap_state(self) -> str:
+        """heatmap_status as people and clients should read it: "pending" turns "failed" once
+        the run that makes them cannot still be working (its task's hard time limit has passed
+        since it started), so that nobody waits for heatmaps a killed worker left behind."""
+        if self.heatmap_status != self.HeatmapStatus.PENDING or self.status != self.Status.DONE:
+            return self.heatmap_status
+        limit = dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT)
+        if self.started_at is None or self.started_at < timezone.now() - limit:
+            return self.HeatmapStatus.FAILED
+        return self.heatmap_status
+
+    @property
+    def heatmap_waiting(self) -> bool:
+        """The verdict is out and its heatmaps are still being made: the page keeps polling."""
+        return self.status == self.Status.DONE and self.heatmap_state == self.HeatmapStatus.PENDING
+
 
 def box_percent(box: object, *, width: int, height: int) -> dict[str, float] | None:
     """[x, y, w, h] in pixels as percentages of a width x height image; None without a box."""

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
@@ -20,6 +20,8 @@ from detection.models import (
     Detection,
     DetectionBatch,
     DetectionFace,
+    DetectionFeedback,
+    DetectionShare,
     WorkerHeartbeat,
 )
 
@@ -27,13 +29,18 @@ from detection.models import (
 def _scoped(user: AbstractBaseUser) -> QuerySet[Detection]:
     if not getattr(user, "is_authenticated", False):
         return Detection.objects.none()
-    return Detection.objects.filter(owner=user)
+    # The thumbnail's bytes are read by its own view only (detection_thumbnail).
+    return Detection.objects.filter(owner=user).defer("thumbnail")
 
 
 def _with_faces(qs: QuerySet[Detection]) -> QuerySet[Detection]:
     # Every verdict is shown with its faces: one query for all the faces of a page, not one per
     # row. (Django sets each face's `detection` from the prefetch, so face boxes cost nothing.)
-    return qs.prefetch_related("faces")
+    # The owner's report on the verdict, if any, comes in the same query (a join, not a query
+    # per row of a list).
+    qs = qs.select_related("feedback")
+    # The heatmaps' bytes stay behind: their own view reads them; heatmap_box says one exists.
+    return qs.prefetch_related(Prefetch("faces", queryset=DetectionFace.objects.defer("heatmap")))
 
 
 def _listed(user: AbstractBaseUser, filters: DetectionFilterSet | None) -> QuerySet[Detection]:
@@ -58,7 +65,8 @@ def detection_get(*, user: AbstractBaseUser, detection_id: int) -> Detection:
     alike."""
     try:
         return _with_faces(_scoped(user)).get(id=detection_id)
-    except (Detection.DoesNotExist, ValueError, TypeError):
+    # OverflowError: an id past SQLite's integer range (PostgreSQL just finds nothing).
+    except (Detection.DoesNotExist, ValueError, TypeError, OverflowError):
         raise Http404("No such detection.") from None
 
 
@@ -111,7 +119,7 @@ def detection_batch_get(*, user: AbstractBaseUser, batch_id: int) -> DetectionBa
         raise Http404("No such batch.")
     try:
         return DetectionBatch.objects.get(owner=user, id=batch_id)
-    except DetectionBatch.DoesNotExist:
+    except (DetectionBatch.DoesNotExist, OverflowError):
         raise Http404("No such batch.") from None
 
 
@@ -172,6 +180,10 @@ def detection_csv_rows(
     One query however many rows: plain values (no model instances), each row's face count from
     a subquery on the faces' detection index instead of prefetching every face.
     """
+    yield from _csv_rows(_listed(user, filters))
+
+
+def _csv_rows(listed: QuerySet[Detection]) -> Iterator[list[str]]:
     faces = (
         DetectionFace.objects.filter(detection=OuterRef("pk"))
         .order_by()
@@ -179,7 +191,7 @@ def detection_csv_rows(
         .annotate(n=Count("id"))
         .values("n")
     )
-    qs = _listed(user, filters).annotate(face_count=Coalesce(Subquery(faces), 0))
+    qs = listed.annotate(face_count=Coalesce(Subquery(faces), 0))
     writers = [write for _name, _value, write in CSV_COLUMNS]
     yield CSV_HEADER
     for values in qs.values_list(*(value for _name, value, _write in CSV_COLUMNS)).iterator(
@@ -197,10 +209,179 @@ def worker_heartbeats_fresh() -> list[WorkerHeartbeat]:
     )
 
 
-# --- [repeats] ------------------------------------------------------------------------------
+# --- Heatmaps -------------------------------------------------------------------------------
 
-# --- [share] --------------------------------------------------------------------------------
 
-# --- [pages] --------------------------------------------------------------------------------
+def detection_face_heatmap_get(*, user: AbstractBaseUser, detection_id: int, index: int) -> bytes:
+    """The heatmap PNG of face ``index`` of the user's detection, in one query; Http404 for
+    another user's detection, a missing face and a face without a heatmap alike."""
+    if not getattr(user, "is_authenticated", False):
+        raise Http404("No such heatmap.")
+    try:
+        png = (
+            DetectionFace.objects.filter(
+                detection__owner=user,
+                detection_id=detection_id,
+                index=index,
+                heatmap__isnull=False,
+            )
+            .values_list("heatmap", flat=True)
+            .first()
+        )
+    except (ValueError, TypeError, OverflowError):
+        png = None
+    if not png:
+        raise Http404("No such heatmap.")
+    return bytes(png)
 
-# --- [feedback+models] ----------------------------------------------------------------------
+
+# --- Shared reports -------------------------------------------------------------------------
+
+# A link's token is secrets.token_urlsafe(32): 43 characters of the URL-safe base64 alphabet.
+# Anything else is refused before a query.
+_SHARE_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def detection_share_get(*, token: str) -> DetectionShare:
+    """The active share a link's token names, with its detection and the detection's faces (not
+    the heatmaps' bytes); Http404 for an unknown, revoked or malformed token alike."""
+    if not isinstance(token, str) or not 32 <= len(token) <= 64 or set(token) - _SHARE_TOKEN_CHARS:
+        raise Http404("No such report.")
+    try:
+        return (
+            DetectionShare.objects.select_related("detection")
+            .defer("detection__thumbnail")
+            .prefetch_related(
+                Prefetch("detection__faces", queryset=DetectionFace.objects.defer("heatmap"))
+            )
+            .get(token=token, revoked_at__isnull=True)
+        )
+    except DetectionShare.DoesNotExist:
+        raise Http404("No such report.") from None
+
+
+def detection_share_find(*, user: AbstractBaseUser, detection_id: int) -> DetectionShare | None:
+    """The active link of one of the user's detections, or None; Http404 for another user's."""
+    return detection_share_active(detection=detection_get(user=user, detection_id=detection_id))
+
+
+def detection_share_active(*, detection: Detection) -> DetectionShare | None:
+    """The active link of a detection already read for its owner (detection_get), or None."""
+    return detection.shares.filter(revoked_at__isnull=True).first()
+
+
+def detection_heatmaps(*, detection: Detection) -> dict[int, bytes]:
+    """The heatmap PNGs of a detection already read for its owner or through its link, by face
+    index (faces without one are left out)."""
+    rows = DetectionFace.objects.filter(detection=detection, heatmap__isnull=False).values_list(
+        "index", "heatmap"
+    )
+    return {index: bytes(png) for index, png in rows if png}
+
+
+def detection_heatmap(*, detection: Detection, index: int) -> bytes:
+    """One face's heatmap PNG, of a detection already read for its owner or through its link;
+    Http404 when the face has none (or no such face can exist: an index out of the column's
+    range would be a database error, not an answer)."""
+    if not 1 <= index <= 32767:
+        raise Http404("No heatmap for this face.")
+    png = (
+        DetectionFace.objects.filter(detection=detection, index=index, heatmap__isnull=False)
+        .values_list("heatmap", flat=True)
+        .first()
+    )
+    if not png:
+        raise Http404("No heatmap for this face.")
+    return bytes(png)
+
+# --- Batch pages ----------------------------------------------------------------------------
+
+
+def detection_batch_csv_rows(*, user: AbstractBaseUser, batch_id: int) -> Iterator[list[str]]:
+    """The export's header and rows (CSV_COLUMNS) for one batch of the user's, in upload order.
+
+    Http404 at once, when called, for a missing batch and another user's alike: a streamed
+    response could no longer turn into a 404 once its rows are read."""
+    batch = detection_batch_get(user=user, batch_id=batch_id)
+    return _csv_rows(_scoped(user).filter(batch=batch).order_by("id"))
+
+# --- Feedback and model versions ------------------------------------------------------------
+
+
+def detection_feedback_of(detection: Detection) -> DetectionFeedback | None:
+    """The owner's report on a detection already read for them (detection_get reads it in the
+    same query), or None."""
+    try:
+        return detection.feedback
+    except DetectionFeedback.DoesNotExist:
+        return None
+
+
+def detection_feedback_for_export(
+    *, model_version: str = "", since: datetime | None = None
+) -> Iterator[DetectionFeedback]:
+    """Every user's reports, for the operator's export (manage.py export_feedback), oldest
+    detection first, each with its detection; only those about verdicts of `model_version` and
+    made at or after `since` when given."""
+    qs = DetectionFeedback.objects.select_related("detection").defer("detection__thumbnail")
+    if model_version:
+        qs = qs.filter(model_version=model_version)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    return qs.order_by("detection_id").iterator(chunk_size=500)
+
+
+# The verdict labels and reporters' answers counted per model version on the admin page.
+FEEDBACK_COUNTED_LABELS = ("real", "fake", "uncertain")
+
+
+def detection_feedback_counts() -> list[dict[str, Any]]:
+    """Reports per model version (of the verdict reported), for the admin: how many, which
+    verdicts were reported (label_<label>), what the reporters said the images are
+    (truth_<truth>), and how many real/fake/uncertain verdicts that version made in all
+    (`verdicts`, the base of `rate`, reports per 100 verdicts). Most reported first."""
+    counts = {"reports": Count("id")}
+    for label in FEEDBACK_COUNTED_LABELS:
+        counts[f"label_{label}"] = Count("id", filter=Q(label=label))
+    for truth in DetectionFeedback.Truth.values:
+        counts[f"truth_{truth}"] = Count("id", filter=Q(truth=truth))
+    rows = list(
+        DetectionFeedback.objects.order_by().values("model_version").annotate(**counts)
+    )
+    verdicts = dict(
+        Detection.objects.filter(
+            status=Detection.Status.DONE,
+            label__in=FEEDBACK_COUNTED_LABELS,
+            model_version__in=[row["model_version"] for row in rows],
+        )
+        .order_by()
+        .values("model_version")
+        .annotate(n=Count("id"))
+        .values_list("model_version", "n")
+    )
+    for row in rows:
+        row["verdicts"] = verdicts.get(row["model_version"], 0)
+        row["rate"] = round(100 * row["reports"] / row["verdicts"], 2) if row["verdicts"] else None
+    rows.sort(key=lambda row: (-row["reports"], row["model_version"]))
+    return rows
+
+
+def detection_rechecks(*, detection: Detection) -> list[Detection]:
+    """The re-checks of a detection already read for its owner, newest first."""
+    return list(
+        Detection.objects.filter(owner_id=detection.owner_id, rechecked_from_id=detection.id)
+        .defer("thumbnail")
+        .order_by("-created_at", "-id")
+    )
+
+
+def detection_rechecked_from(*, detection: Detection) -> Detection | None:
+    """The earlier detection a re-check was made from (with its faces), of the same owner;
+    None when it is not a re-check or the earlier one was deleted."""
+    if detection.rechecked_from_id is None:
+        return None
+    return (
+        _with_faces(Detection.objects.filter(owner_id=detection.owner_id).defer("thumbnail"))
+        .filter(id=detection.rechecked_from_id)
+        .first()
+    )

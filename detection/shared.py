@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.http import FileResponse, HttpRequest
+from django.http import FileResponse, HttpRequest, HttpResponse
 
 from detection import throttles
 from detection.models import Detection
 from detection.uploads import ACCEPT_ATTR, ALLOWED_FORMATS
+from detection.uploads.fingerprint import THUMBNAIL_CONTENT_TYPE
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,15 @@ def upload_logged(detections: list[Detection]) -> None:
         )
 
 
+def thumbnail_response(data: bytes) -> HttpResponse:
+    """A detection's thumbnail (WebP bytes) as a private, non-sniffable response."""
+    response = HttpResponse(data, content_type=THUMBNAIL_CONTENT_TYPE)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=86400"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
 def image_response(detection: Detection) -> FileResponse:
     """The stored image as a private, non-sniffable response (pages and API alike)."""
     response = FileResponse(
@@ -68,6 +78,19 @@ def image_response(detection: Detection) -> FileResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=3600"
     # Opened directly, the image may not run anything or be framed.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Content-Disposition"] = "inline"
+    return response
+
+
+def heatmap_response(png: bytes) -> HttpResponse:
+    """A face's heatmap (PNG bytes) as a private, non-sniffable response (pages and API alike).
+    Cached like the image: a face's heatmap changes only when its detection is run again, which
+    with the same image and model makes the same map."""
+    response = HttpResponse(png, content_type="image/png")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    # Opened directly, it may not run anything or be framed.
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Content-Disposition"] = "inline"
     return response

@@ -5,31 +5,46 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
+from django.utils.http import content_disposition_header
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.defaults import page_not_found
 
-from detection import selectors, services
+from detection import model_cards, report_pdf, selectors, services
 from detection.filters import DetectionFilterSet, page_data
-from detection.forms import DetectionIdsForm, UploadForm
-from detection.models import Detection
+from detection.forms import DetectionFeedbackForm, DetectionIdsForm, UploadForm
+from detection.models import Detection, box_percent
 from detection.shared import (
+    heatmap_response,
     image_response,
+    thumbnail_response,
     upload_budget_charge,
     upload_limits,
     upload_logged,
     upload_throttle_wait,
 )
 from detection.uploads import upload_refusal_get
+from detection.uploads.provenance import provenance_summary
 
 HISTORY_PAGE_SIZE = 25
 
@@ -65,6 +80,12 @@ def upload(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, exc)
             else:
                 upload_logged(detections)
+                for duplicate in detections.duplicates:
+                    messages.info(
+                        request,
+                        f"“{duplicate.name}” is the same file as “{duplicate.same_as}”, "
+                        "so it was analysed once.",
+                    )
                 if len(detections) == 1:
                     return redirect("detection:detail", detection_id=detections[0].id)
                 messages.success(request, f"{len(detections)} images uploaded.")
@@ -89,11 +110,15 @@ def _detail_context(detection: Detection) -> dict[str, object]:
         "uncertain_high": band.high if band else None,
         "uncertain_width": band.width if band else None,
     }
-    # [repeats] context
-    # [heatmap] context
-    # [provenance] context
-    # [feedback+models] context
-    # [share] context
+    context["reused_from"] = detection.reused_from if detection.reused_from_id else None
+    context["similar_to"] = detection.similar_to if detection.similar_to_id else None
+    context.update(_heatmap_context(detection, faces))
+    context["provenance_summary"] = provenance_summary(detection.provenance)
+    context.update(_feedback_models_context(detection))
+    # The owner's active link, read only when the page shows it (the status poll does not).
+    context["share"] = SimpleLazyObject(
+        lambda: selectors.detection_share_active(detection=detection)
+    )
     return context
 
 
@@ -119,7 +144,8 @@ def status(request: HttpRequest, detection_id: int) -> JsonResponse:
             "status": detection.status,
             "label": detection.label,
             "fake_probability": detection.fake_probability,
-            "final": detection.is_final,
+            # Not final while the heatmaps are made: the page picks them up.
+            "final": detection.is_final and not detection.heatmap_waiting,
             "html": html,
         }
     )
@@ -140,6 +166,7 @@ def batch(request: HttpRequest, batch_id: int) -> HttpResponse:
         "batch_id": batch_id,
         "detections": detections,
         "final": all(d.is_final for d in detections),
+        "summary": _batch_summary(detections),
     }
     return render(request, "detection/batch.html", context)
 
@@ -150,15 +177,25 @@ def batch(request: HttpRequest, batch_id: int) -> HttpResponse:
 def batch_status(request: HttpRequest, batch_id: int) -> JsonResponse:
     detections = list(selectors.detection_batch_items(user=request.user, batch_id=batch_id))
     final = all(d.is_final for d in detections)
-    html = render_to_string(
-        "detection/_batch_table.html", {"detections": detections}, request=request
-    )
+    # Row by row: the page swaps in each row whose state (its data-state) changed.
+    rows = [
+        {
+            "id": d.id,
+            "html": render_to_string("detection/_batch_row.html", {"d": d}, request=request),
+        }
+        for d in detections
+    ]
     return JsonResponse(
         {
             "status": "done" if final else "running",
             "final": final,
             "counts": {s: sum(d.status == s for d in detections) for s in Detection.Status.values},
-            "html": html,
+            "labels": {
+                label: sum(d.status == "done" and d.label == label for d in detections)
+                for label in Detection.Label.values
+            },
+            "summary": _batch_summary(detections),
+            "rows": rows,
         }
     )
 
@@ -257,17 +294,461 @@ def api_help(request: HttpRequest) -> HttpResponse:
             "api_base": request.build_absolute_uri(reverse("api:detection-list")),
             "docs_url": request.build_absolute_uri(reverse("api-docs")),
             "profile_url": reverse("accounts:profile"),
+            "wait_max": round(settings.API_MAX_WAIT_SECONDS),
             **upload_limits(),
         },
     )
 
 
-# --- [repeats] ---------------------------------------------------------------------------
+# --- Repeats and thumbnails --------------------------------------------------------------
 
-# --- [heatmap] ---------------------------------------------------------------------------
 
-# --- [share] -----------------------------------------------------------------------------
+@login_required
+@require_safe
+def thumbnail(request: HttpRequest, detection_id: int) -> HttpResponse:
+    """A small WebP of the stored image, to its owner only (the lists show these)."""
+    data = services.detection_thumbnail_get(user=request.user, detection_id=detection_id)
+    return thumbnail_response(data)
 
-# --- [pages] -----------------------------------------------------------------------------
 
-# --- [feedback+models] -------------------------------------------------------------------
+@login_required
+@require_POST
+def rerun(request: HttpRequest, detection_id: int) -> HttpResponse:
+    """Run the model again on a reused (or failed) verdict."""
+    try:
+        services.detection_rerun(user=request.user, detection_id=detection_id)
+    except ValidationError as exc:
+        messages.warning(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "The image is queued to be analysed again.")
+    return redirect("detection:detail", detection_id=detection_id)
+
+# --- Heatmaps ----------------------------------------------------------------------------
+
+
+def _heatmap_context(detection: Detection, faces: list) -> dict[str, object]:
+    """The result page's heatmaps: where each face's PNG goes over the image (its region as
+    percentages of the image), and the state to explain when there are none."""
+    state = detection.heatmap_state
+    heatmaps = []
+    if state == Detection.HeatmapStatus.DONE:
+        for face in faces:
+            box = box_percent(face.heatmap_box, width=detection.width, height=detection.height)
+            if box is not None:
+                url = reverse("detection:face-heatmap", args=[detection.id, face.index])
+                heatmaps.append({"index": face.index, "box": box, "url": url})
+    return {"heatmap_state": state, "heatmaps": heatmaps}
+
+
+@login_required
+@require_safe
+def face_heatmap(request: HttpRequest, detection_id: int, index: int) -> HttpResponse:
+    """A face's heatmap PNG, to the detection's owner only."""
+    return heatmap_response(
+        selectors.detection_face_heatmap_get(
+            user=request.user, detection_id=detection_id, index=index
+        )
+    )
+
+# --- Shared reports ----------------------------------------------------------------------
+
+
+def _shared_link(view):
+    """A view of a shared link (/r/<token>/...): every answer, a 404 included, carries headers
+    that keep the token secret. No Referer takes it to another site, search engines do not
+    index the page, and no cache keeps a copy that would outlive a revoke."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, token: str, *args, **kwargs) -> HttpResponse:
+        try:
+            response = view(request, token, *args, **kwargs)
+        except Http404 as exc:
+            # The site's 404 page, the same for an unknown, revoked or malformed token.
+            response = page_not_found(request, exc)
+        response["Referrer-Policy"] = "no-referrer"
+        response["X-Robots-Tag"] = "noindex, nofollow"
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    return wrapped
+
+
+def _model_card_url(detection: Detection) -> str | None:
+    """The page of the model card of the version that gave the verdict, when that version is
+    installed and the site has model card pages."""
+    if not detection.model_version or model_cards.model_card_get(
+        version=detection.model_version
+    ) is None:
+        return None
+    try:
+        return reverse("detection:model-card", kwargs={"version": detection.model_version})
+    except NoReverseMatch:
+        return None
+
+
+def _report_context(detection: Detection, *, token: str) -> dict[str, object]:
+    """What the shared report page shows: the verdict, its faces and their heatmaps, what the
+    file says about itself and the model that judged it."""
+    faces = list(detection.faces.all())  # prefetched by the selector
+    band = detection.uncertain_band
+    heatmaps = [
+        {"index": face.index, "box": box}
+        for face in faces
+        if (box := box_percent(face.heatmap_box, width=detection.width, height=detection.height))
+    ]
+    return {
+        "detection": detection,
+        "faces": faces,
+        "faces_drawn": sum(face.box_percent is not None for face in faces),
+        "heatmaps": heatmaps if detection.heatmap_status == Detection.HeatmapStatus.DONE else [],
+        "uncertain_low": band.low if band else None,
+        "uncertain_high": band.high if band else None,
+        "uncertain_width": band.width if band else None,
+        "threshold_percent": (
+            round(detection.threshold * 100, 1) if detection.threshold is not None else None
+        ),
+        "provenance_summary": provenance_summary(detection.provenance),
+        "model_card_url": _model_card_url(detection),
+        "token": token,
+    }
+
+
+def _report_pdf_response(request: HttpRequest, detection: Detection) -> HttpResponse:
+    card_url = _model_card_url(detection)
+    pdf = report_pdf.report_pdf(
+        detection=detection,
+        faces=list(detection.faces.all()),
+        heatmaps=selectors.detection_heatmaps(detection=detection),
+        provenance=provenance_summary(detection.provenance),
+        model_card_url=request.build_absolute_uri(card_url) if card_url else None,
+    )
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = content_disposition_header(
+        True, report_pdf.report_filename(detection)
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_POST
+def share_create(request: HttpRequest, detection_id: int) -> HttpResponse:
+    """Make (or show again) the detection's read-only link."""
+    services.detection_share_create(user=request.user, detection_id=detection_id)
+    messages.success(
+        request,
+        "Share link ready. Anyone with it can see this report without signing in, until you "
+        "revoke it.",
+    )
+    return redirect(reverse("detection:detail", args=[detection_id]) + "#share")
+
+
+@login_required
+@require_POST
+def share_revoke(request: HttpRequest, detection_id: int) -> HttpResponse:
+    if services.detection_share_revoke(user=request.user, detection_id=detection_id):
+        messages.success(request, "Share link revoked: it no longer opens the report, for anyone.")
+    else:
+        messages.info(request, "This detection had no share link to revoke.")
+    return redirect(reverse("detection:detail", args=[detection_id]) + "#share")
+
+
+@login_required
+@require_safe
+def report_pdf_download(request: HttpRequest, detection_id: int) -> HttpResponse:
+    """The owner's PDF report of a detection."""
+    detection = selectors.detection_get(user=request.user, detection_id=detection_id)
+    return _report_pdf_response(request, detection)
+
+
+@_shared_link
+@require_safe
+def shared_report(request: HttpRequest, token: str) -> HttpResponse:
+    """The read-only report behind a share link: anyone with the link, signed in or not."""
+    share = selectors.detection_share_get(token=token)
+    return render(request, "detection/report.html", _report_context(share.detection, token=token))
+
+
+@_shared_link
+@require_safe
+def shared_image(request: HttpRequest, token: str) -> HttpResponse:
+    return image_response(selectors.detection_share_get(token=token).detection)
+
+
+@_shared_link
+@require_safe
+def shared_heatmap(request: HttpRequest, token: str, index: int) -> HttpResponse:
+    detection = selectors.detection_share_get(token=token).detection
+    return heatmap_response(selectors.detection_heatmap(detection=detection, index=index))
+
+
+@_shared_link
+@require_safe
+def shared_report_pdf(request: HttpRequest, token: str) -> HttpResponse:
+    return _report_pdf_response(request, selectors.detection_share_get(token=token).detection)
+
+
+# --- Batch pages -------------------------------------------------------------------------
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one)}"
+
+
+def _batch_summary(detections: list[Detection]) -> str:
+    """One line for people: "7 fake, 2 uncertain, 1 real; 2 still running"."""
+    if not detections:
+        return "No images left in this batch."
+    done = [d for d in detections if d.status == Detection.Status.DONE]
+    by_label = {label: sum(d.label == label for d in done) for label in Detection.Label.values}
+    status = {s: sum(d.status == s for d in detections) for s in Detection.Status.values}
+    finished = [
+        _count(by_label[label], word)
+        for label, word in (
+            (Detection.Label.FAKE, "fake"),
+            (Detection.Label.UNCERTAIN, "uncertain"),
+            (Detection.Label.REAL, "real"),
+            (Detection.Label.NO_FACE, "with no face found"),
+        )
+        if by_label[label]
+    ]
+    if status[Detection.Status.FAILED]:
+        finished.append(_count(status[Detection.Status.FAILED], "failed"))
+    waiting = [
+        _count(n, words)
+        for n, words in (
+            (status[Detection.Status.RUNNING], "still running"),
+            (status[Detection.Status.PENDING], "waiting for a worker"),
+        )
+        if n
+    ]
+    if not waiting:
+        total = len(detections)
+        return f"{', '.join(finished)}; {'it is' if total == 1 else f'all {total}'} finished."
+    return f"{', '.join(finished) or 'Nothing finished yet'}; {', '.join(waiting)}."
+
+
+@login_required
+@require_safe
+def batch_export(request: HttpRequest, batch_id: int) -> StreamingHttpResponse:
+    """One batch as CSV, with the history export's columns."""
+    rows = selectors.detection_batch_csv_rows(user=request.user, batch_id=batch_id)
+    response = StreamingHttpResponse(_csv_chunks(rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="batch-{batch_id}.csv"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- Feedback and model versions ---------------------------------------------------------
+
+
+def _iou(a: object, b: object) -> float:
+    """Overlap of two [x, y, w, h] boxes (intersection over union); 0 without both."""
+    if not (isinstance(a, list | tuple) and isinstance(b, list | tuple)):
+        return 0.0
+    if len(a) != 4 or len(b) != 4:
+        return 0.0
+    ax, ay, aw, ah = (float(v) for v in a)
+    bx, by, bw, bh = (float(v) for v in b)
+    w = min(ax + aw, bx + bw) - max(ax, bx)
+    h = min(ay + ah, by + bh) - max(ay, by)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / (aw * ah + bw * bh - inter)
+
+
+# Two face boxes at least this much overlapping are the same face judged twice.
+SAME_FACE_IOU = 0.5
+
+
+def _face_pairs(earlier: Detection, later: Detection) -> list[tuple[object, object]]:
+    """The faces of two verdicts on the same image, paired by where they are (each model's face
+    step may find them in another order, or find another set); a face found by one only is
+    paired with None. Empty unless both found faces."""
+    old = list(earlier.faces.all())
+    new = list(later.faces.all())
+    if not old or not new:
+        return []
+    if len(old) == len(new) == 1 and (old[0].box is None or new[0].box is None):
+        # One face each, one of them from the old whole-image model (no box): the same face.
+        return [(old[0], new[0])]
+    pairs: list[tuple[object, object]] = []
+    unmatched = list(old)
+    for face in new:
+        best = max(unmatched, key=lambda o: _iou(o.box, face.box), default=None)
+        if best is not None and _iou(best.box, face.box) >= SAME_FACE_IOU:
+            unmatched.remove(best)
+            pairs.append((best, face))
+        else:
+            pairs.append((None, face))
+    pairs.extend((face, None) for face in unmatched)
+    return pairs
+
+
+def _feedback_models_context(
+    detection: Detection, *, feedback_form: DetectionFeedbackForm | None = None
+) -> dict[str, object]:
+    """The owner's tools around a verdict: the report form or the report made, the earlier
+    verdict of a re-check side by side, the re-checks made of it, and whether a newer model can
+    re-check it. Only the owner's pages set `owner_tools`."""
+    done = detection.status == Detection.Status.DONE
+    feedback = selectors.detection_feedback_of(detection)
+    if feedback_form is None and done and detection.label in services.FEEDBACK_LABELS:
+        initial = {"truth": feedback.truth, "note": feedback.note} if feedback else None
+        feedback_form = DetectionFeedbackForm(label=detection.label, initial=initial)
+    earlier = selectors.detection_rechecked_from(detection=detection)
+    rechecks = selectors.detection_rechecks(detection=detection) if done else []
+    context: dict[str, object] = {
+        "owner_tools": True,
+        "feedback": feedback,
+        "feedback_form": feedback_form,
+        "rechecked_from": earlier,
+        "recheck_face_pairs": _face_pairs(earlier, detection) if earlier else [],
+        "rechecks": rechecks,
+        "verdict_card_url": _card_url(detection.model_version),
+        "recheck_offer": None,
+        "recheck_existing": None,
+    }
+    if earlier is not None:
+        context["earlier_card_url"] = _card_url(earlier.model_version)
+    if done:
+        current = model_cards.model_version_current()
+        if current and detection.model_version != current:
+            context["recheck_offer"] = current
+            context["recheck_existing"] = next(
+                (r for r in rechecks if not r.is_final or r.model_version == current), None
+            )
+    return context
+
+
+def _card_url(version: str) -> str | None:
+    if not version or model_cards.model_card_get(version=version) is None:
+        return None
+    return reverse("detection:model-card", kwargs={"version": version})
+
+
+@login_required
+@require_POST
+def feedback(request: HttpRequest, detection_id: int) -> HttpResponse:
+    """"Is this verdict wrong?": make or replace the owner's report."""
+    detection = selectors.detection_get(user=request.user, detection_id=detection_id)
+    form = DetectionFeedbackForm(request.POST, label=detection.label)
+    if form.is_valid():
+        try:
+            _report, created = services.detection_feedback_submit(
+                user=request.user,
+                detection_id=detection_id,
+                truth=form.cleaned_data["truth"],
+                note=form.cleaned_data["note"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(
+                request,
+                "Thank you: your report was saved. Reports are counted per model version and "
+                "used to test the models."
+                if created
+                else "Your report was updated.",
+            )
+            return redirect(reverse("detection:detail", args=[detection_id]) + "#feedback")
+    context = _detail_context(detection)
+    context.update(_feedback_models_context(detection, feedback_form=form))
+    return render(request, "detection/detail.html", context, status=400)
+
+
+@login_required
+@require_POST
+def feedback_withdraw(request: HttpRequest, detection_id: int) -> HttpResponse:
+    if services.detection_feedback_withdraw(user=request.user, detection_id=detection_id):
+        messages.success(request, "Your report was withdrawn.")
+    else:
+        messages.info(request, "There was no report on this verdict to withdraw.")
+    return redirect(reverse("detection:detail", args=[detection_id]) + "#feedback")
+
+
+@login_required
+@require_POST
+def recheck(request: HttpRequest, detection_id: int) -> HttpResponse:
+    """Judge the image again with the current model, as a new detection shown side by side."""
+    # A model run like an upload's: refused when the budget is spent, charged when queued.
+    wait = upload_throttle_wait(request)
+    if wait is not None:
+        return _too_many(request, wait=wait)
+    try:
+        new, created = services.detection_recheck(user=request.user, detection_id=detection_id)
+    except ValidationError as exc:
+        messages.warning(request, " ".join(exc.messages))
+        return redirect("detection:detail", detection_id=detection_id)
+    if created:
+        upload_budget_charge(request, images=1)
+        messages.success(
+            request,
+            "Queued for the current model. This page shows both verdicts side by side.",
+        )
+    else:
+        messages.info(request, "This image was already re-checked with the current model.")
+    return redirect("detection:detail", detection_id=new.id)
+
+
+@require_safe
+def model_list(request: HttpRequest) -> HttpResponse:
+    """Every installed model version and which one gives new verdicts (public)."""
+    cards = model_cards.model_cards_list()
+    current = model_cards.model_version_current()
+    return render(
+        request,
+        "detection/model_list.html",
+        {
+            "cards": cards,
+            "current_version": current,
+            "current_installed": any(card.version == current for card in cards),
+        },
+    )
+
+
+@require_safe
+def model_card(request: HttpRequest, version: str) -> HttpResponse:
+    """A model version's card (card.md) as a page (public: shared reports link here)."""
+    card = model_cards.model_card_get(version=version)
+    if card is None:
+        raise Http404("No model card is installed for this version.")
+    current = model_cards.model_version_current()
+    return render(
+        request,
+        "detection/model_card.html",
+        {
+            "card": card,
+            "card_html": model_cards.model_card_html(card),
+            "current_version": current,
+            "current_card_url": _card_url(current or ""),
+        },
+    )
+
+
+def _model_file_response(path, content_type: str) -> FileResponse:
+    response = FileResponse(open(path, "rb"), content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    # Public and the same for everyone; a new card comes with a new version, so a new URL.
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+@require_safe
+def model_card_plot(request: HttpRequest, version: str, name: str) -> FileResponse:
+    """One of a card's plots: only a .png inside that model folder's plots/."""
+    path = model_cards.model_card_plot_path(version=version, name=name)
+    if path is None:
+        raise Http404("No such plot.")
+    return _model_file_response(path, "image/png")
+
+
+@require_safe
+def model_card_json(request: HttpRequest, version: str) -> FileResponse:
+    """The card's card.json, for tools."""
+    card = model_cards.model_card_get(version=version)
+    if card is None:
+        raise Http404("No model card is installed for this version.")
+    return _model_file_response(card.folder / "card.json", "application/json")

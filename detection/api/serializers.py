@@ -8,7 +8,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from detection.models import Detection, DetectionFace
+from detection.api.provenance_serializers import ProvenanceSerializer
+from detection.models import Detection, DetectionFace, DetectionFeedback
 
 
 def _absolute(request, url: str) -> str:
@@ -48,13 +49,83 @@ class DetectionFaceSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="How sure the face detector was that this is a face; null when unknown.",
     )
+    heatmap_url = serializers.SerializerMethodField(
+        help_text=(
+            "This face's heatmap: a small RGBA PNG (Grad-CAM) of where the network looked for "
+            "this face's verdict, brighter and more opaque where it weighed more. It shows where "
+            "the network looked, not proof. Stretch it over `heatmap_box`. Same authentication "
+            "as the API. Null when there is none (the detection's `heatmap_status` says why)."
+        )
+    )
+    heatmap_box = _box_field(
+        "[x, y, width, height] in image pixels: the square of the image the model saw for this "
+        "face (a crop around it, or the image's centre square when the face fills the picture), "
+        "which the heatmap covers; null when there is no heatmap."
+    )
 
     class Meta:
         model = DetectionFace
-        fields = ["index", "box", "fake_probability", "label", "detector_confidence"]
+        fields = [
+            "index",
+            "box",
+            "fake_probability",
+            "label",
+            "detector_confidence",
+            "heatmap_url",
+            "heatmap_box",
+        ]
         read_only_fields = fields
 
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_heatmap_url(self, obj: DetectionFace) -> str | None:
+        # The worker stores a face's heatmap and its box together: the box says there is one
+        # without reading the PNG's bytes (the selectors leave them behind).
+        if obj.heatmap_box is None:
+            return None
+        url = reverse("api:detection-face-heatmap", args=[obj.detection_id, obj.index])
+        return _absolute(self.context.get("request"), url)
 
+
+class LinkedDetectionSerializer(serializers.ModelSerializer):
+    """Another of your detections, named by a field of this one."""
+
+    url = serializers.SerializerMethodField(help_text="That detection in the API.")
+    checked_at = serializers.DateTimeField(
+        source="created_at", read_only=True, help_text="When it was uploaded."
+    )
+    label = serializers.ChoiceField(
+        choices=Detection.Label.choices, allow_blank=True, read_only=True
+    )
+    fake_probability = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Detection
+        fields = ["id", "url", "checked_at", "label", "fake_probability", "model_version"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, obj: Detection) -> str:
+        return _absolute(
+            self.context.get("request"), reverse("api:detection-detail", args=[obj.id])
+        )
+
+
+class DetectionFeedbackSerializer(serializers.ModelSerializer):
+    """Your report that a verdict is wrong."""
+
+    truth = serializers.ChoiceField(
+        choices=DetectionFeedback.Truth.choices,
+        read_only=True,
+        help_text="What you said the image really is: real, fake, or unknown (only that the "
+        "verdict is wrong).",
+    )
+    note = serializers.CharField(read_only=True, help_text="Your note; blank if none.")
+    created_at = serializers.DateTimeField(read_only=True, help_text="When you reported it.")
+
+    class Meta:
+        model = DetectionFeedback
+        fields = ["truth", "note", "created_at"]
+        read_only_fields = fields
 class DetectionSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="This record in the API.")
     page_url = serializers.SerializerMethodField(help_text="The result page in the browser.")
@@ -156,11 +227,13 @@ class DetectionSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "inference_ms",
-            # [repeats]
-            # [heatmap]
-            # [provenance]
-            # [feedback+models]
-            # [share]
+            "thumbnail_url",
+            "reused_from",
+            "similar_to",
+            "heatmap_status",
+            "provenance",
+            "feedback",
+            "rechecked_from",
         ]
         read_only_fields = fields
 
@@ -180,15 +253,97 @@ class DetectionSerializer(serializers.ModelSerializer):
             self.context.get("request"), reverse("api:detection-image", args=[obj.id])
         )
 
-    # --- [repeats] methods ---
+    # --- Repeats and thumbnails ---
+    thumbnail_url = serializers.SerializerMethodField(
+        help_text="A small WebP of the stored image (at most 160 px a side); same authentication."
+    )
+    reused_from = serializers.SerializerMethodField(
+        help_text=(
+            "Set when you had checked the same file before with the model that serves now: the "
+            "verdict was copied from that detection at once instead of running the model again "
+            "(POST `rerun/` runs it again). Null otherwise."
+        )
+    )
+    similar_to = serializers.SerializerMethodField(
+        help_text=(
+            "Your most recent earlier detection of a very similar image (nearly the same "
+            "picture at a small size: a re-saved, resized or lightly edited copy), when there "
+            "is one; null otherwise. Only your own detections are compared."
+        )
+    )
 
-    # --- [heatmap] methods ---
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_thumbnail_url(self, obj: Detection) -> str:
+        return _absolute(
+            self.context.get("request"), reverse("api:detection-thumbnail", args=[obj.id])
+        )
 
-    # --- [provenance] methods ---
+    @extend_schema_field(LinkedDetectionSerializer(allow_null=True))
+    def get_reused_from(self, obj: Detection) -> dict | None:
+        return self._linked(obj.reused_from if obj.reused_from_id else None)
 
-    # --- [feedback+models] methods ---
+    @extend_schema_field(LinkedDetectionSerializer(allow_null=True))
+    def get_similar_to(self, obj: Detection) -> dict | None:
+        return self._linked(obj.similar_to if obj.similar_to_id else None)
 
-    # --- [share] methods ---
+    def _linked(self, other: Detection | None) -> dict | None:
+        if other is None:
+            return None
+        return LinkedDetectionSerializer(other, context=self.context).data
+
+    # --- Heatmaps ---
+    heatmap_status = serializers.ChoiceField(
+        source="heatmap_state",
+        choices=Detection.HeatmapStatus.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text=(
+            "The faces' heatmaps, made just after the verdict: `pending` while they are being "
+            "made (a few seconds at most; ask again), `done` when each face has its "
+            "`heatmap_url`, `failed` when they could not be made (the verdict stands), `none` "
+            "when no face was found (nothing to explain); blank before the verdict, and for "
+            "verdicts made before heatmaps existed."
+        ),
+    )
+
+    # --- Provenance ---
+    provenance = ProvenanceSerializer(
+        read_only=True,
+        help_text=(
+            "What the uploaded file said about itself (EXIF, PNG text, XMP, C2PA Content "
+            "Credentials), read before its metadata was stripped. Evidence separate from the "
+            "model's verdict: metadata can be added or removed by anyone, and its absence "
+            "proves nothing."
+        ),
+    )
+
+    # --- Feedback and model versions ---
+    feedback = DetectionFeedbackSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "Your report that this verdict is wrong (POST `feedback/` makes or replaces it, "
+            "DELETE withdraws it); null when you have not reported it."
+        ),
+    )
+    rechecked_from = serializers.SerializerMethodField(
+        help_text=(
+            "The earlier detection of the same image that this one re-checks with a newer "
+            "model (POST `recheck/` there made it), to compare both verdicts; null when this is "
+            "not a re-check or the earlier one was deleted."
+        )
+    )
+
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_rechecked_from(self, obj: Detection) -> str | None:
+        if obj.rechecked_from_id is None:
+            return None
+        return _absolute(
+            self.context.get("request"),
+            reverse("api:detection-detail", args=[obj.rechecked_from_id]),
+        )
+
+    # --- Shared reports ---
 
 
 class DetectionCreatedItemSerializer(DetectionSerializer):
@@ -197,14 +352,45 @@ class DetectionCreatedItemSerializer(DetectionSerializer):
         read_only_fields = fields
 
 
+class DetectionShareSerializer(serializers.Serializer):
+    """A detection's read-only report link (or its absence)."""
+
+    active = serializers.BooleanField(help_text="Whether the detection has a live link now.")
+    url = serializers.URLField(
+        allow_null=True,
+        help_text=(
+            "The report page: anyone who has this address can open it, signed out too, until "
+            "you revoke it. Null without a live link."
+        ),
+    )
+    pdf_url = serializers.URLField(allow_null=True, help_text="The same report as a PDF.")
+    created_at = serializers.DateTimeField(allow_null=True)
+
+
+class DuplicateFileSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The file left out.")
+    same_as = serializers.CharField(help_text="The earlier file of this upload with its bytes.")
+
+
 class DetectionCreatedSerializer(serializers.Serializer):
     detections = DetectionCreatedItemSerializer(many=True)
+    duplicates = DuplicateFileSerializer(
+        many=True,
+        default=list,
+        help_text=(
+            "Files of this upload that were the same bytes as an earlier one: analysed once, "
+            "not twice; empty when there were none."
+        ),
+    )
 
 
 class DetectionWaitedSerializer(serializers.Serializer):
     """An upload that waited for its verdicts (?wait=): every detection in full."""
 
     detections = DetectionSerializer(many=True)
+    duplicates = DuplicateFileSerializer(
+        many=True, default=list, help_text="As in the answer without `wait`."
+    )
 
 
 @extend_schema_field(OpenApiTypes.BINARY)
@@ -245,4 +431,25 @@ class DetectionUploadSerializer(serializers.Serializer):
             f"at most {settings.DETECTION_MAX_UPLOAD_BYTES // (1024 * 1024)} MiB each and "
             f"{settings.DETECTION_MAX_FILES_PER_REQUEST} per request."
         ),
+    )
+
+
+# --- Feedback and model versions ---
+class DetectionFeedbackInputSerializer(serializers.Serializer):
+    """A report that the verdict is wrong: what the image really is, and an optional note."""
+
+    truth = serializers.ChoiceField(
+        choices=DetectionFeedback.Truth.choices,
+        help_text=(
+            "What the image really is: `real`, `fake`, or `unknown` (you only know that the "
+            "verdict is wrong). It must differ from the verdict; an `uncertain` verdict needs "
+            "`real` or `fake`."
+        ),
+    )
+    note = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2000,
+        help_text="Optional: anything that helps, such as where the image comes from.",
     )

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import TooManyFilesSent, ValidationError
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
+from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -20,7 +21,7 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import Throttled
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -28,14 +29,23 @@ from deepfake_site.api_errors import ApiError, ErrorSerializer, error_item, erro
 from detection import selectors, services
 from detection.api.serializers import (
     DetectionCreatedSerializer,
+    DetectionFeedbackInputSerializer,
+    DetectionFeedbackSerializer,
     DetectionSerializer,
+    DetectionShareSerializer,
     DetectionUploadSerializer,
     DetectionWaitedSerializer,
     DetectionWaitSerializer,
 )
 from detection.filters import ORDERINGS, SEARCH_MAX_LENGTH, DetectionFilterSet
 from detection.models import Detection
-from detection.shared import image_response, upload_budget_charge, upload_logged
+from detection.shared import (
+    heatmap_response,
+    image_response,
+    thumbnail_response,
+    upload_budget_charge,
+    upload_logged,
+)
 from detection.throttles import ReadRateThrottle, UploadBudgetThrottle
 from detection.uploads import upload_refusal_get
 
@@ -75,6 +85,22 @@ def _wait_seconds(request: Request) -> float:
     if not query.is_valid():
         raise _invalid("Invalid query parameters.", query.errors)
     return min(query.validated_data["wait"], settings.API_MAX_WAIT_SECONDS)
+
+
+def _share_data(request: Request, share) -> dict[str, object]:
+    if share is None:
+        return {"active": False, "url": None, "pdf_url": None, "created_at": None}
+    page = reverse("detection:shared-report", args=[share.token])
+    pdf = reverse("detection:shared-report-pdf", args=[share.token])
+    out = DetectionShareSerializer(
+        {
+            "active": True,
+            "url": request.build_absolute_uri(page),
+            "pdf_url": request.build_absolute_uri(pdf),
+            "created_at": share.created_at,
+        }
+    )
+    return out.data
 
 
 # The URL takes digits only (lookup_value_regex): an integer in the schema, not any string.
@@ -129,7 +155,8 @@ class DetectionViewSet(
     filterset_class = DetectionFilterSet
 
     def get_throttles(self):
-        if self.request.method == "POST":
+        # A report on a verdict runs no model: not counted against the upload budget.
+        if self.request.method == "POST" and self.action != "feedback":
             # Refuses a spent budget before the body is read; create() charges the images.
             return [UploadBudgetThrottle()]
         return [ReadRateThrottle()]
@@ -221,18 +248,228 @@ class DetectionViewSet(
                 user=request.user, detection_ids=[d.id for d in detections], wait=wait
             )
             out = DetectionWaitedSerializer(
-                {"detections": waited}, context=self.get_serializer_context()
+                {"detections": waited, "duplicates": detections.duplicates},
+                context=self.get_serializer_context(),
             )
             return Response(out.data, status=status.HTTP_200_OK)
         out = DetectionCreatedSerializer(
-            {"detections": detections}, context=self.get_serializer_context()
+            {"detections": detections, "duplicates": detections.duplicates},
+            context=self.get_serializer_context(),
         )
         return Response(out.data, status=status.HTTP_202_ACCEPTED)
 
-    # --- [repeats] actions ---
+    # --- Repeats and thumbnails ---
 
-    # --- [heatmap] actions ---
+    @extend_schema(
+        summary="Download a small thumbnail of the stored image",
+        parameters=[_ID],
+        responses={(200, "image/webp"): OpenApiTypes.BINARY},
+    )
+    @action(detail=True, methods=["get"], url_path="thumbnail", filter_backends=[])
+    def thumbnail(self, request: Request, pk: str) -> HttpResponse:
+        data = services.detection_thumbnail_get(user=request.user, detection_id=int(pk))
+        return thumbnail_response(data)
 
-    # --- [feedback+models] actions ---
+    @extend_schema(
+        summary="Analyse again a reused or failed verdict",
+        description=(
+            "For a detection whose verdict was reused from an earlier check of the same file "
+            "(`reused_from` is set), or that failed: the model runs again. 202 with the "
+            "detection, pending; 400 for any other detection."
+        ),
+        parameters=[_ID],
+        request=None,
+        responses={
+            202: DetectionSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Not reused and not failed."),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="rerun", filter_backends=[])
+    def rerun(self, request: Request, pk: str) -> Response:
+        try:
+            detection = services.detection_rerun(user=request.user, detection_id=int(pk))
+        except ValidationError as exc:
+            raise ApiError(
+                status_code=400, detail=" ".join(exc.messages), code="not_rerunnable"
+            ) from None
+        return Response(self.get_serializer(detection).data, status=status.HTTP_202_ACCEPTED)
 
-    # --- [share] actions ---
+    # --- Heatmaps ---
+
+    @extend_schema(
+        summary="Download one face's heatmap",
+        description=(
+            "A small RGBA PNG (Grad-CAM) of where the network looked for this face's verdict: "
+            "stretch it over the face's `heatmap_box`. A heatmap shows where the network looked, "
+            "not proof. 404 when the face has none (see the detection's `heatmap_status`)."
+        ),
+        parameters=[
+            _ID,
+            OpenApiParameter(
+                "index",
+                {"type": "integer", "minimum": 1},
+                OpenApiParameter.PATH,
+                description="The face's `index` (1 for the largest face).",
+            ),
+        ],
+        responses={(200, "image/png"): OpenApiTypes.BINARY},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"faces/(?P<index>\d+)/heatmap",
+        url_name="face-heatmap",
+        filter_backends=[],
+    )
+    def face_heatmap(self, request: Request, pk: str, index: str) -> HttpResponse:
+        return heatmap_response(
+            selectors.detection_face_heatmap_get(
+                user=request.user, detection_id=int(pk), index=int(index)
+            )
+        )
+
+    # --- Feedback and model versions ---
+
+    @staticmethod
+    def _refused(exc: ValidationError, *, status_code: int = 400) -> ApiError:
+        """A service's refusal (ValidationError, per field or not) as one API error."""
+        items = []
+        per_field = exc.error_dict if hasattr(exc, "error_dict") else {"": exc.error_list}
+        for field, errors in per_field.items():
+            for error in errors:
+                items.append(
+                    error_item(code=error.code or "invalid", message=next(iter(error)), field=field)
+                )
+        return ApiError(
+            status_code=status_code,
+            detail=" ".join(item["message"] for item in items),
+            code=items[0]["code"] if items else "invalid",
+            errors=items,
+        )
+
+    @extend_schema(
+        summary="Report the verdict as wrong",
+        description=(
+            "Say what the image really is (`truth`: `real`, `fake`, or `unknown` when you only "
+            "know the verdict is wrong), with an optional `note`. Only a done detection with a "
+            "real, fake or uncertain verdict can be reported. A new report replaces your earlier "
+            "one: 201 for a first report, 200 when it replaced one. Reports are counted per "
+            "model version and help evaluate the models; staff may read the note."
+        ),
+        parameters=[_ID],
+        request={
+            "application/json": DetectionFeedbackInputSerializer,
+            "application/x-www-form-urlencoded": DetectionFeedbackInputSerializer,
+        },
+        responses={
+            200: DetectionFeedbackSerializer,
+            201: DetectionFeedbackSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="No verdict to report, or an answer that does not fit the verdict.",
+            ),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="feedback",
+        filter_backends=[],
+        parser_classes=[JSONParser, FormParser],
+    )
+    def feedback(self, request: Request, pk: str) -> Response:
+        self.get_object()  # another user's id is a 404 whatever the body says
+        body = DetectionFeedbackInputSerializer(data=request.data)
+        if not body.is_valid():
+            raise _invalid("Send `truth` (real, fake or unknown) and an optional `note`.",
+                           body.errors)
+        try:
+            report, created = services.detection_feedback_submit(
+                user=request.user,
+                detection_id=int(pk),
+                truth=body.validated_data["truth"],
+                note=body.validated_data["note"],
+            )
+        except ValidationError as exc:
+            raise self._refused(exc) from None
+        return Response(
+            DetectionFeedbackSerializer(report).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(
+        summary="Withdraw your report on the verdict",
+        description="204 whether or not there was a report (withdrawing twice is harmless).",
+        parameters=[_ID],
+        request=None,
+        responses={204: None},
+    )
+    @feedback.mapping.delete
+    def feedback_withdraw(self, request: Request, pk: str) -> Response:
+        services.detection_feedback_withdraw(user=request.user, detection_id=int(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Re-check with the current model",
+        description=(
+            "When a newer model serves verdicts than the one that judged this detection, judge "
+            "the same image again with it: 202 with a new detection (its own copy of the image, "
+            "`rechecked_from` pointing here), queued like an upload and counted against your "
+            "upload budget; wait for it with `?wait=` on its `url`. If a re-check with the "
+            "current model already exists or is still running, 200 with that one instead. 409 "
+            "when this detection is not done or already comes from the current model; 503 when "
+            "the current model's version cannot be read."
+        ),
+        parameters=[_ID],
+        request=None,
+        responses={
+            200: DetectionSerializer,
+            202: DetectionSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="Nothing to re-check."),
+            503: OpenApiResponse(ErrorSerializer, description="Current model unknown."),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="recheck", filter_backends=[])
+    def recheck(self, request: Request, pk: str) -> Response:
+        try:
+            detection, created = services.detection_recheck(
+                user=request.user, detection_id=int(pk)
+            )
+        except ValidationError as exc:
+            code = exc.error_list[0].code if exc.error_list else ""
+            raise self._refused(exc, status_code=503 if code == "model_unknown" else 409) from None
+        if created:
+            # A model run like an upload's. The throttle refused a spent budget before; this
+            # charges it (a double click returned the existing re-check and is not charged).
+            upload_budget_charge(request, images=1)
+        return Response(
+            self.get_serializer(detection).data,
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        )
+
+    # --- Shared reports ---
+
+    @extend_schema(
+        summary="The detection's shareable report link: read, create or revoke it",
+        description=(
+            "GET: the live link, if any. POST: create one (or return the live one): a read-only "
+            "report page, with a PDF, for anyone who has the address, signed out too. DELETE: "
+            "revoke it for good (then the address answers 404; a new link gets a new address)."
+        ),
+        parameters=[_ID],
+        request=None,
+        responses={200: DetectionShareSerializer, 201: DetectionShareSerializer},
+    )
+    @action(detail=True, methods=["get", "post", "delete"], url_path="share", filter_backends=[])
+    def share(self, request: Request, pk: str) -> Response:
+        detection_id = int(pk)
+        if request.method == "POST":
+            share = services.detection_share_create(user=request.user, detection_id=detection_id)
+            code = status.HTTP_201_CREATED
+        elif request.method == "DELETE":
+            services.detection_share_revoke(user=request.user, detection_id=detection_id)
+            share, code = None, status.HTTP_200_OK
+        else:
+            share = selectors.detection_share_find(user=request.user, detection_id=detection_id)
+            code = status.HTTP_200_OK
+        return Response(_share_data(request, share), status=code)

@@ -68,6 +68,9 @@ class FakeEngine:
         self.calls = 0
         self.inputs: list[bytes] = []
         self._lock = threading.Lock()
+        # heatmaps(): how often it ran, and an error to raise instead.
+        self.heatmap_calls = 0
+        self.heatmap_error: BaseException | None = None
 
     def label_for(self, p: float) -> str:
         if p > self.uncertain_high:
@@ -106,3 +109,29 @@ class FakeEngine:
             faces=verdicts,
             inference_ms=12.5,
         )
+
+    def heatmaps(self, prediction):
+        """A tiny real RGBA PNG per face, over a square around its box."""
+        from ml.inference import FaceHeatmap
+
+        with self._lock:
+            self.heatmap_calls += 1
+        if self.heatmap_error is not None:
+            raise self.heatmap_error
+        return [
+            FaceHeatmap(png=heatmap_png_bytes(), region=fake_heatmap_region(face.box))
+            for face in prediction.faces
+        ]
+
+
+def fake_heatmap_region(box) -> tuple[int, int, int, int]:
+    """The square FakeEngine says the model saw for a face box."""
+    x, y, w, h = box
+    return (x, y, max(w, h), max(w, h))
+
+
+def heatmap_png_bytes(size: int = 4) -> bytes:
+    """A small RGBA PNG, as the worker stores per face."""
+    buffer = io.BytesIO()
+    Image.new("RGBA", (size, size), (250, 120, 10, 180)).save(buffer, format="PNG")
+    return buffer.getvalue()

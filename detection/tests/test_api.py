@@ -40,7 +40,11 @@ def test_upload_one_is_202_with_the_new_detection(
 
 
 def test_upload_several(token_client, enqueued, django_capture_on_commit_callbacks):
-    files = [upload("a.jpg"), upload("b.png", image_bytes("PNG"), "image/png"), upload("c.jpg")]
+    files = [
+        upload("a.jpg"),
+        upload("b.png", image_bytes("PNG"), "image/png"),
+        upload("c.jpg", image_bytes(color=(10, 20, 30))),  # not a.jpg again: analysed once
+    ]
     with django_capture_on_commit_callbacks(execute=True):
         response = token_client.post(LIST_URL, {"image": files}, format="multipart")
     assert response.status_code == 202
@@ -269,6 +273,9 @@ def test_detail_has_every_face_and_the_deciding_one(token_client, user):
     data = token_client.get(f"{LIST_URL}{detection.id}/").json()
     assert data["deciding_face"] == 2
     assert data["face_box"] == [32, 24, 16, 12]
+    # no heatmaps on these faces: their own fields are tested in test_heatmaps.py
+    for face in data["faces"]:
+        assert face.pop("heatmap_url") is None and face.pop("heatmap_box") is None
     assert data["faces"] == [
         {"index": 1, "box": [0, 0, 32, 24], "fake_probability": 0.2, "label": "real",
          "detector_confidence": 0.99},
@@ -330,7 +337,10 @@ def test_schema_documents_faces_and_no_face():
     assert detection["deciding_face"]["nullable"] is True
     assert detection["faces"]["items"] == {"$ref": "#/components/schemas/DetectionFace"}
     face = components["DetectionFace"]["properties"]
-    assert set(face) == {"index", "box", "fake_probability", "label", "detector_confidence"}
+    assert set(face) == {
+        "index", "box", "fake_probability", "label", "detector_confidence",
+        "heatmap_url", "heatmap_box",
+    }  # fmt: skip
     assert face["box"]["nullable"] is True
     assert components["FaceLabelEnum"]["enum"] == ["real", "fake", "uncertain"]
     [label] = [
@@ -394,7 +404,8 @@ def test_upload_can_wait_for_its_verdicts(
     settings.API_MAX_WAIT_SECONDS = 5
     with django_capture_on_commit_callbacks(execute=True):
         response = token_client.post(
-            f"{LIST_URL}?wait=10", {"image": [upload("a.jpg"), upload("b.jpg")]},
+            f"{LIST_URL}?wait=10",
+            {"image": [upload("a.jpg"), upload("b.jpg", image_bytes(color=(10, 20, 30)))]},
             format="multipart",
         )
     assert response.status_code == 200, response.content

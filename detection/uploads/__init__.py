@@ -2,7 +2,9 @@
 
 One module per job: ``validate`` (the flow), ``containers`` (byte-level reading of the file
 formats), ``reencode`` (pixels to a fresh file), ``messages`` (refusals for people), ``filenames``
-(names fit for display), ``streaming`` (refusals while the body streams in), ``formats``.
+(names fit for display), ``streaming`` (refusals while the body streams in), ``formats``;
+``provenance`` (what the metadata says about the file, read before it is dropped), with
+``metadata_readers`` (EXIF, PNG text, XMP, C2PA) and ``generators`` (the names it recognises).
 """
 
 from detection.uploads.filenames import filename_sanitize

@@ -19,6 +19,7 @@ _METADATA_ORDER = (
     "animation frames",
     "extra embedded images",
     "appended data",
+    "C2PA Content Credentials",
 )
 _GPS_IFD = 0x8825
 
@@ -49,6 +50,8 @@ def metadata_found(img: Image.Image, fmt: str, data: bytes) -> tuple[str, ...]:
         found.add("extra embedded images" if img.format == "MPO" else "animation frames")
     if _has_appended_data(data, fmt, pictures=frames if img.format == "MPO" else 1):
         found.add("appended data")
+    if c2pa_found(img, fmt, data):
+        found.add("C2PA Content Credentials")
     return tuple(name for name in _METADATA_ORDER if name in found)
 
 
@@ -96,6 +99,38 @@ def _png_metadata(data: bytes) -> set[str]:
             break
         pos += 12 + length
     return found
+
+
+def c2pa_found(img: Image.Image, fmt: str, data: bytes) -> bool:
+    """Whether the file embeds a C2PA manifest store (Content Credentials): a JUMBF box in JPEG
+    APP11 segments, a PNG caBX chunk, a WebP C2PA chunk. Only their presence, not their validity."""
+    if fmt == "JPEG":
+        # An APP11 segment: "JP", box instance and sequence numbers, then a JUMBF superbox whose
+        # description box is labelled "c2pa".
+        return any(
+            marker == "APP11" and body.startswith(b"JP") and b"c2pa" in body[:96]
+            for marker, body in getattr(img, "applist", [])
+        )
+    if fmt == "PNG":
+        pos, end = len(_PNG_SIGNATURE), len(data)
+        while pos + 8 <= end:
+            kind = data[pos + 4 : pos + 8]
+            if kind == b"caBX":
+                return True
+            if kind == b"IEND":
+                break
+            pos += 12 + int.from_bytes(data[pos : pos + 4], "big")
+        return False
+    return webp_chunk(data, b"C2PA") is not None
+
+
+def webp_chunk(data: bytes, fourcc: bytes) -> bytes | None:
+    """The payload of a WebP file's first top-level chunk of this kind (b"XMP ", b"EXIF"); None
+    if it has none."""
+    for kind, start, size in _webp_chunks(data):
+        if kind == fourcc:
+            return data[start : start + size]
+    return None
 
 
 def _riff_chunks(data: bytes, pos: int, end: int):

@@ -10,6 +10,8 @@
 5. applies the EXIF orientation and re-encodes from pixels only (``reencode``). What is stored is
    a fresh image: metadata (EXIF with GPS, XMP, ICC, IPTC, PNG text, comments) and anything
    hidden around the pixels (an HTML page after IEND, a ZIP after a JPEG's EOI) are gone.
+   Before that, ``provenance_read`` notes what the metadata says about the file (camera,
+   software, generator, Content Credentials) for the result page; see ``provenance``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from PIL import Image
 
 from detection.uploads import messages
 from detection.uploads.containers import jpeg_scan_count, metadata_found, webp_is_lossless
+from detection.uploads.fingerprint import image_phash, image_small, image_thumbnail
 from detection.uploads.formats import (
     ALLOWED_FORMATS,
     CONTENT_TYPES,
@@ -32,6 +35,7 @@ from detection.uploads.formats import (
     FORMAT_ALIASES,
     MAX_JPEG_SCANS,
 )
+from detection.uploads.provenance import provenance_read
 from detection.uploads.reencode import encode, storable_pixels
 
 
@@ -46,6 +50,10 @@ class CleanImage:
     sha256: str  # hex sha256 of the ORIGINAL uploaded bytes (dedup, audit)
     original_size: int  # bytes of the original upload
     removed_metadata: tuple[str, ...]  # what was present and stripped, for people; () if none
+    phash: int = 0  # 64-bit difference hash of the stored pixels (near-duplicates)
+    thumbnail: bytes = field(default=b"", repr=False)  # a small WebP for lists
+    # What the file said about itself, read before it was stripped (detection.uploads.provenance).
+    provenance: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def image_validate(*, upload: UploadedFile) -> CleanImage:
@@ -104,10 +112,14 @@ def image_validate(*, upload: UploadedFile) -> CleanImage:
             raise messages.truncated() from exc
 
         removed = metadata_found(img, fmt, data)
+        # What the metadata says, read before re-encoding drops it; never refuses the upload.
+        provenance = provenance_read(data=data, img=img, fmt=fmt)
         lossless_webp = fmt == "WEBP" and webp_is_lossless(data)
         try:
             pixels = storable_pixels(img, fmt)
             content = encode(pixels, fmt, lossless_webp=lossless_webp)
+            small = image_small(pixels)
+            phash, thumbnail = image_phash(small), image_thumbnail(small)
         except DECODE_ERRORS as exc:
             raise messages.truncated() from exc
         width, height = pixels.size  # upright
@@ -122,6 +134,9 @@ def image_validate(*, upload: UploadedFile) -> CleanImage:
         sha256=sha256,
         original_size=len(data),
         removed_metadata=removed,
+        phash=phash,
+        thumbnail=thumbnail,
+        provenance=provenance,
     )
 
 

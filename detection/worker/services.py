@@ -1,8 +1,13 @@
-"""The worker's run state machine: claim, run, retry, fail.
+"""The worker's run state machine: claim, run, retry, fail; then the heatmaps.
 
 A detection row owns its job's state: pending -> running (claimed with a token) -> done or
 failed, or back to pending for a retry. Every transition is one conditional UPDATE, so a
 duplicate or redelivered message can never produce a second verdict.
+
+A verdict with faces is saved with heatmap_status pending and announced at once; then the same
+run explains each face (Grad-CAM, ml.explain) from the inputs the model saw, and saves the
+heatmaps done, or failed (the verdict stands either way). Saved only while the run still holds
+the done row (its claim token), so a re-run or a duplicate never writes a second set.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from detection.models import Detection, DetectionFace
 from detection.worker import engine as worker_engine
 
 if TYPE_CHECKING:
-    from ml.inference import Engine, Prediction
+    from ml.inference import Engine, FaceHeatmap, Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +41,8 @@ ERROR_DECODE = "The image could not be decoded by the model, so no verdict was m
 ERROR_GAVE_UP = "The model failed on this image {attempts} times; we stopped trying."
 ERROR_NO_MODEL = "No model could be loaded to analyse this image ({attempts} attempts)."
 ERROR_WORKER_LOST = "The worker stopped while processing this image {attempts} times; we gave up."
+
+Heatmap = Detection.HeatmapStatus
 
 
 class DetectionRetry(Exception):  # noqa: N818 - a signal to the task, not an error
@@ -90,6 +97,7 @@ def detection_run(*, detection_id: int, claim_token: str | None = None) -> Detec
     token = claim_token or uuid.uuid4().hex
     if not _claim(detection_id=detection_id, claim_token=token, now=timezone.now()):
         logger.info("Detection %s not claimed: finished or held by another run", detection_id)
+        _heatmaps_abandoned(detection_id=detection_id, claim_token=token)
         return None
     mine = Detection.objects.filter(id=detection_id, status=Status.RUNNING, claim_token=token)
     detection = mine.first()
@@ -129,6 +137,12 @@ def detection_run(*, detection_id: int, claim_token: str | None = None) -> Detec
         "-" if detection.fake_probability is None else f"{detection.fake_probability:.3f}",
         len(prediction.faces),
     )
+    if prediction.faces:
+        # After the verdict is out, so that it waits for nothing (a few ms per face).
+        _heatmaps_make(
+            detection_id=detection_id, claim_token=token, engine=engine, result=prediction
+        )
+        detection.refresh_from_db()
     return detection
 
 
@@ -159,6 +173,8 @@ def _verdict_save(
             inference_ms=float(result.inference_ms),
             finished_at=timezone.now(),
             error="",
+            # Made next, by this run (_heatmaps_make); without a face there is nothing to explain.
+            heatmap_status=Heatmap.NOT_APPLICABLE if no_face else Heatmap.PENDING,
         )
         if not finished:
             return False
@@ -176,6 +192,76 @@ def _verdict_save(
             for number, face in enumerate(faces, start=1)
         )
     return True
+
+
+def _heatmaps_make(
+    *, detection_id: int, claim_token: str, engine: Engine, result: Prediction
+) -> None:
+    """Grad-CAM of every face of the saved verdict, then saved: done, or failed with the cause
+    in the log. Never raises: the verdict is committed and stands whatever happens here.
+
+    Not announced (detection.events) when saved: what is announced is "finished", which the
+    verdict already was. A waiting API request (?wait=) ends at the verdict, and the result
+    page polls its status view, which keeps polling while the heatmaps are pending."""
+    try:
+        heatmaps = engine.heatmaps(result)
+        if len(heatmaps) != len(result.faces):
+            raise ValueError(f"{len(heatmaps)} heatmaps for {len(result.faces)} faces")
+        saved = _heatmaps_save(
+            detection_id=detection_id, claim_token=claim_token, heatmaps=heatmaps
+        )
+    except Exception:  # noqa: BLE001 - the time limit's soft exception included
+        logger.exception("Detection %s: no heatmaps (the verdict stands)", detection_id)
+        _heatmaps_failed(detection_id=detection_id, claim_token=claim_token)
+    else:
+        if not saved:
+            logger.info("Detection %s: heatmaps dropped, the row was taken over", detection_id)
+
+
+def _heatmaps_mine(*, detection_id: int, claim_token: str) -> QuerySet[Detection]:
+    """The row while it still has this run's verdict and waits for its heatmaps."""
+    return Detection.objects.filter(
+        id=detection_id, status=Status.DONE, claim_token=claim_token, heatmap_status=Heatmap.PENDING
+    )
+
+
+def _heatmaps_save(*, detection_id: int, claim_token: str, heatmaps: list[FaceHeatmap]) -> bool:
+    """The faces' heatmaps and status done, in one transaction: written only while the row
+    still holds this run's verdict (a re-run or another run's verdict replaced its faces), and
+    at most once (a second save finds the status done). False when dropped."""
+    with transaction.atomic():
+        # The status first: on PostgreSQL the row's lock makes a concurrent save wait, then
+        # find the status done.
+        if not _heatmaps_mine(detection_id=detection_id, claim_token=claim_token).update(
+            heatmap_status=Heatmap.DONE
+        ):
+            return False
+        for number, heatmap in enumerate(heatmaps, start=1):
+            DetectionFace.objects.filter(detection_id=detection_id, index=number).update(
+                heatmap=heatmap.png, heatmap_box=_box(heatmap.region)
+            )
+    return True
+
+
+def _heatmaps_failed(*, detection_id: int, claim_token: str) -> None:
+    try:
+        _heatmaps_mine(detection_id=detection_id, claim_token=claim_token).update(
+            heatmap_status=Heatmap.FAILED
+        )
+    except Exception:  # noqa: BLE001 - the database is away: the page stops waiting by itself
+        logger.warning(
+            "Detection %s: could not mark its heatmaps failed", detection_id, exc_info=True
+        )
+
+
+def _heatmaps_abandoned(*, detection_id: int, claim_token: str) -> None:
+    """This message, delivered again, finds its own verdict saved and the heatmaps never
+    finished: its worker died making them. They are marked failed, not made again: the inputs
+    are gone, and an image that kills the worker in Grad-CAM must not do so at every delivery."""
+    if _heatmaps_mine(detection_id=detection_id, claim_token=claim_token).update(
+        heatmap_status=Heatmap.FAILED
+    ):
+        logger.warning("Detection %s: its worker was lost making the heatmaps", detection_id)
 
 
 def _box(box) -> list[int] | None:

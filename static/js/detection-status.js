@@ -1,5 +1,6 @@
-// Keeps a pending result (or batch) up to date without a reload: polls the element's
-// data-poll-url, swaps in the server-rendered HTML, stops at a final state.
+// Keeps a pending result up to date without a reload: polls the element's data-poll-url,
+// swaps in the server-rendered HTML, stops at a final state. (The batch page has its own,
+// row by row: batch-status.js.)
 (function () {
   "use strict";
   var el = document.querySelector("[data-poll-url]");

@@ -112,7 +112,13 @@ def test_an_upload_can_wait_for_its_verdicts(e2e, user):
     client = _api_client(user, "e2e-upload-wait")
     response = client.post(
         "/api/v1/detections/?wait=60",
-        {"image": [upload("a.jpg", face_image_bytes()), upload("b.jpg", face_image_bytes())]},
+        # Two different files: the same bytes twice would be analysed once.
+        {
+            "image": [
+                upload("a.jpg", face_image_bytes()),
+                upload("b.jpg", face_image_bytes(size=(170, 130))),
+            ]
+        },
         format="multipart",
     )
     assert response.status_code == 200, response.content

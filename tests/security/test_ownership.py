@@ -30,6 +30,7 @@ class Endpoint:
     owner_status: int
     kind: str  # what the id names: "detection", "batch" or "token"
     api: bool = False
+    more_args: tuple[int, ...] = ()  # path arguments after the id (a face's index)
 
 
 MATRIX = [
@@ -40,11 +41,34 @@ MATRIX = [
     Endpoint("detection:delete", "post", 302, "detection"),
     Endpoint("detection:batch", "get", 200, "batch"),
     Endpoint("detection:batch-status", "get", 200, "batch"),
+    Endpoint("detection:batch-export", "get", 200, "batch"),
     Endpoint("accounts:token-revoke", "get", 200, "token"),
     Endpoint("accounts:token-revoke", "post", 302, "token"),
     Endpoint("api:detection-detail", "get", 200, "detection", api=True),
     Endpoint("api:detection-image", "get", 200, "detection", api=True),
     Endpoint("api:detection-detail", "delete", 204, "detection", api=True),
+    # (the owner's empty report is refused: 400)
+    Endpoint("detection:feedback", "post", 400, "detection"),
+    Endpoint("detection:feedback-withdraw", "post", 302, "detection"),
+    Endpoint("detection:recheck", "post", 302, "detection"),
+    Endpoint("api:detection-feedback", "post", 400, "detection", api=True),
+    Endpoint("api:detection-feedback", "delete", 204, "detection", api=True),
+    Endpoint("api:detection-recheck", "post", 202, "detection", api=True),
+    # the owner's link controls and PDF
+    # the thumbnail, and a re-run (refused for a verdict that ran: still owner-only)
+    Endpoint("detection:thumbnail", "get", 200, "detection"),
+    Endpoint("detection:rerun", "post", 302, "detection"),
+    Endpoint("api:detection-thumbnail", "get", 200, "detection", api=True),
+    Endpoint("api:detection-rerun", "post", 400, "detection", api=True),
+    Endpoint("api:detection-share", "get", 200, "detection", api=True),
+    Endpoint("api:detection-share", "post", 201, "detection", api=True),
+    Endpoint("api:detection-share", "delete", 200, "detection", api=True),
+    Endpoint("detection:share-create", "post", 302, "detection"),
+    Endpoint("detection:share-revoke", "post", 302, "detection"),
+    Endpoint("detection:report-pdf", "get", 200, "detection"),
+    # face 1's heatmap PNG
+    Endpoint("detection:face-heatmap", "get", 200, "detection", more_args=(1,)),
+    Endpoint("api:detection-face-heatmap", "get", 200, "detection", api=True, more_args=(1,)),
 ]
 
 # Id-taking URLs deliberately outside the matrix, with the reason.
@@ -53,6 +77,17 @@ NOT_OWNED_RECORDS = {
     # a wrong key renders an explanation (accounts/tests/test_auth_flows.py).
     "account_confirm_email",
     "account_reset_password_from_key",
+    # public pages of the installed model cards: the path names a model
+    # version, not anyone's record (detection/tests/test_model_versions.py).
+    "detection:model-card",
+    "detection:model-card-json",
+    "detection:model-card-plot",
+    # a shared report: the path carries the link's secret token, not an id; anyone
+    # holding it may read, a revoked or wrong one is a 404 (detection/tests/test_share.py).
+    "detection:shared-report",
+    "detection:shared-image",
+    "detection:shared-heatmap",
+    "detection:shared-report-pdf",
 }
 
 
@@ -79,6 +114,7 @@ def test_every_id_taking_url_is_in_the_matrix():
 @pytest.fixture
 def records(user):
     detection = DetectionFactory(owner=user, done=True, original_name="owners-secret.jpg")
+    detection.faces.update(heatmap=b"\x89PNG", heatmap_box=[0, 0, 48, 48])
     batch = DetectionBatchFactory(owner=user)
     DetectionFactory.create_batch(2, owner=user, batch=batch, original_name="owners-secret.jpg")
     token = ApiTokenFactory(owner=user, name="owners-secret-token")
@@ -95,7 +131,7 @@ def _unchanged(records) -> bool:
 @pytest.mark.parametrize("who", ["owner", "other", "anonymous"])
 @pytest.mark.parametrize("endpoint", MATRIX, ids=[f"{e.method} {e.url_name}" for e in MATRIX])
 def test_ownership_matrix(client, user, other_user, records, who, endpoint):
-    url = reverse(endpoint.url_name, args=[records[endpoint.kind].id])
+    url = reverse(endpoint.url_name, args=[records[endpoint.kind].id, *endpoint.more_args])
     if endpoint.api:
         client = APIClient()
         if who != "anonymous":

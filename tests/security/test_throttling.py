@@ -55,7 +55,11 @@ def rates(monkeypatch, settings):
 
 
 def _api_upload(client, images: int = 1):
-    files = [hostile.upload(hostile.jpeg(), f"a{i}.jpg") for i in range(images)]
+    # Each file different (a comment in it): the same bytes twice would be analysed once.
+    files = [
+        hostile.upload(hostile.jpeg(comment=f"{uuid.uuid4()}".encode()), f"a{i}.jpg")
+        for i in range(images)
+    ]
     return client.post(API_LIST, {"image": files}, format="multipart")
 
 
@@ -135,7 +139,10 @@ def test_upload_page_counts_images_in_the_shared_budget(signed_in, token_client,
     rates(uploads="30/min", uploads_daily="1000/day")
 
     def page(images: int):
-        files = [hostile.upload(hostile.jpeg(), f"p{i}.jpg") for i in range(images)]
+        files = [
+            hostile.upload(hostile.jpeg(comment=f"{uuid.uuid4()}".encode()), f"p{i}.jpg")
+            for i in range(images)
+        ]
         return signed_in.post(reverse("detection:upload"), {"images": files})
 
     assert page(20).status_code == 302
