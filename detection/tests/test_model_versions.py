@@ -440,3 +440,9 @@ def test_schema_documents_feedback_and_recheck():
     paths = schema["paths"]
     assert {"post", "delete"} <= set(paths["/api/v1/detections/{id}/feedback/"])
     assert "post" in paths["/api/v1/detections/{id}/recheck/"]
+
+
+def test_every_page_links_the_model_cards_in_its_footer(client):
+    html = client.get(reverse("home")).content.decode()
+    footer = html[html.index('<footer class="site-footer">') :]
+    assert f'href="{reverse("detection:model-list")}"' in footer

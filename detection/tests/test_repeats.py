@@ -377,3 +377,17 @@ def test_api_reports_duplicates_repeats_and_reruns(token_client, user, current_m
     response = token_client.post(f"{item['url']}rerun/")  # pending now: not rerunnable
     assert response.status_code == 400
     assert response.json()["code"] == "not_rerunnable"
+
+
+def test_history_marks_a_repeat(user, client, password, current_model):
+    data = pattern_jpeg(23)
+    [first] = _create(user, upload("a.jpg", data))
+    _finish(first)
+    [again] = _create(user, upload("b.jpg", data))
+    client.login(username=user.username, password=password)
+    html = client.get(reverse("detection:history")).content.decode()
+    row = html[html.index(f'id="detection-{again.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert ">repeat</span>" in row
+    first_row = html[html.index(f'id="detection-{first.id}"') :]
+    assert ">repeat</span>" not in first_row[: first_row.index("</tr>")]
