@@ -275,13 +275,13 @@ class DetectionViewSet(
         description=(
             "For a detection whose verdict was reused from an earlier check of the same file "
             "(`reused_from` is set), or that failed: the model runs again. 202 with the "
-            "detection, pending; 400 for any other detection."
+            "detection, pending; 409 for any other detection."
         ),
         parameters=[_ID],
         request=None,
         responses={
             202: DetectionSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="Not reused and not failed."),
+            409: OpenApiResponse(ErrorSerializer, description="Not reused and not failed."),
         },
     )
     @action(detail=True, methods=["post"], url_path="rerun", filter_backends=[])
@@ -290,7 +290,7 @@ class DetectionViewSet(
             detection = services.detection_rerun(user=request.user, detection_id=int(pk))
         except ValidationError as exc:
             raise ApiError(
-                status_code=400, detail=" ".join(exc.messages), code="not_rerunnable"
+                status_code=409, detail=" ".join(exc.messages), code="not_rerunnable"
             ) from None
         return Response(self.get_serializer(detection).data, status=status.HTTP_202_ACCEPTED)
 
@@ -364,7 +364,9 @@ class DetectionViewSet(
         responses={
             200: DetectionFeedbackSerializer,
             201: DetectionFeedbackSerializer,
-            400: OpenApiResponse(
+            400: OpenApiResponse(ErrorSerializer, description="An invalid `truth` or `note`."),
+            # A well-formed report the detection's state refuses is a conflict, not bad input.
+            409: OpenApiResponse(
                 ErrorSerializer,
                 description="No verdict to report, or an answer that does not fit the verdict.",
             ),
@@ -391,7 +393,7 @@ class DetectionViewSet(
                 note=body.validated_data["note"],
             )
         except ValidationError as exc:
-            raise self._refused(exc) from None
+            raise self._refused(exc, status_code=status.HTTP_409_CONFLICT) from None
         return Response(
             DetectionFeedbackSerializer(report).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

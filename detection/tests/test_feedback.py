@@ -224,7 +224,7 @@ def test_api_report_201_then_200_then_delete(token_client, user):
 def test_api_report_refusals_name_the_field(token_client, user):
     done = DetectionFactory(owner=user, done=True)
     response = token_client.post(_api_feedback(done), {"truth": "fake"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409  # well formed, but the verdict already says so
     body = response.json()
     assert body["code"] == "agrees_with_verdict"
     assert body["errors"][0]["field"] == "truth"
@@ -235,7 +235,7 @@ def test_api_report_refusals_name_the_field(token_client, user):
 
     pending = DetectionFactory(owner=user)
     response = token_client.post(_api_feedback(pending), {"truth": "real"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["code"] == "no_verdict"
     assert not DetectionFeedback.objects.exists()
 

@@ -375,7 +375,7 @@ def test_api_reports_duplicates_repeats_and_reruns(token_client, user, current_m
     response = token_client.post(f"{item['url']}rerun/")
     assert response.status_code == 202 and response.json()["status"] == "pending"
     response = token_client.post(f"{item['url']}rerun/")  # pending now: not rerunnable
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["code"] == "not_rerunnable"
 
 

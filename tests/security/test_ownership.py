@@ -59,7 +59,7 @@ MATRIX = [
     Endpoint("detection:thumbnail", "get", 200, "detection"),
     Endpoint("detection:rerun", "post", 302, "detection"),
     Endpoint("api:detection-thumbnail", "get", 200, "detection", api=True),
-    Endpoint("api:detection-rerun", "post", 400, "detection", api=True),
+    Endpoint("api:detection-rerun", "post", 409, "detection", api=True),
     Endpoint("api:detection-share", "get", 200, "detection", api=True),
     Endpoint("api:detection-share", "post", 201, "detection", api=True),
     Endpoint("api:detection-share", "delete", 200, "detection", api=True),
