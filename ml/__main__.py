@@ -1,4 +1,5 @@
-"""Command line: ``python -m ml {train,loso,calibrate,evaluate,predict,benchmark,annotate}``."""
+"""Command line: ``python -m ml {train,loso,calibrate,serving,evaluate,evaluate-video,predict,
+benchmark,annotate}``."""
 
 from __future__ import annotations
 
@@ -154,6 +155,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=64)
     _add_max_pixels(e)
 
+    ev = sub.add_parser("evaluate-video",
+                        help="the video path on folders of real/fake clips: verdict per clip, "
+                             "metrics")
+    ev.add_argument("--model", default=None, help="model directory (default: shipped model)")
+    ev.add_argument("--data", nargs="+", required=True,
+                    help="folders with real/ and fake/ clips (.mp4, .webm, .mov; any depth)")
+    ev.add_argument("--sample-fps", type=float, default=2.0,
+                    help="sampled frames per second of video (default %(default)s)")
+    ev.add_argument("--max-samples", type=int, default=120,
+                    help="at most this many sampled frames per clip (default %(default)s)")
+    ev.add_argument("--json", default=None, help="write the verdicts and metrics JSON here")
+    _add_max_pixels(ev)
+
     p = sub.add_parser("predict", help="one JSON line per image")
     p.add_argument("--model", default=None)
     p.add_argument("images", nargs="+")
@@ -282,6 +296,23 @@ def main(argv=None) -> int:
                            batch_size=args.batch_size, only_sources=args.source,
                            model_sources=args.model_sources,
                            exclude_sources=args.exclude_source, max_pixels=args.max_pixels)
+        except (DataError, FileNotFoundError) as exc:
+            return _fail(str(exc))
+        print(format_summary(res), flush=True)
+        return 0
+
+    if args.cmd == "evaluate-video":
+        from .data import DataError
+        from .evaluate_video import evaluate_video, format_summary
+
+        if not args.sample_fps > 0:
+            parser.error("--sample-fps must be > 0")
+        if args.max_samples < 1:
+            parser.error("--max-samples must be >= 1")
+        try:
+            res = evaluate_video(args.model, args.data, sample_fps=args.sample_fps,
+                                 max_samples=args.max_samples, json_out=args.json,
+                                 max_pixels=args.max_pixels, progress=_say)
         except (DataError, FileNotFoundError) as exc:
             return _fail(str(exc))
         print(format_summary(res), flush=True)

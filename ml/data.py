@@ -75,8 +75,10 @@ def hash_split(file_name: str) -> str:
     return "test"
 
 
-def discover(roots, *, exclude_sources=(), only_sources=()) -> list[Record]:
-    """All labelled images under the roots, sorted by path (deterministic)."""
+def discover(roots, *, exclude_sources=(), only_sources=(),
+             suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Record]:
+    """All labelled images under the roots, sorted by path (deterministic). ``suffixes``: the
+    file names taken (lower case; video clips for ``python -m ml evaluate-video``)."""
     out: list[Record] = []
     for root in roots:
         root = Path(root)
@@ -106,7 +108,7 @@ def discover(roots, *, exclude_sources=(), only_sources=()) -> list[Record]:
             else:
                 source = first
             for fn in sorted(filenames):
-                if not fn.lower().endswith(IMAGE_SUFFIXES) or fn.startswith("."):
+                if not fn.lower().endswith(tuple(suffixes)) or fn.startswith("."):
                     continue
                 out.append(Record(
                     path=str(Path(dirpath) / fn), label=label, source=source,

@@ -3,6 +3,7 @@
     engine = Engine.load(max_pixels=settings.DETECTION_MAX_PIXELS)  # once per process, after fork
     pred = engine.predict(image_bytes)     # -> Prediction: a verdict per face, or "no face"
     preds = engine.predict_batch([...])    # one model call for every face of every image
+    preds = engine.predict_frames([rgb, ...])  # the same for decoded video frames (arrays)
     maps = engine.heatmaps(pred)           # Grad-CAM per face, from the inputs pred kept
 
 One compiled call (``tf.function`` with a fixed input signature) serves every request; the
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from . import WEIGHTS_NAME, calibration, model_version, read_card, resolve_model_dir
 from .faces import MAX_FACES
@@ -209,10 +211,14 @@ class Engine:
 
     def _prepare(self, image) -> tuple[list[np.ndarray], list, list[tuple[int, int, int, int]]]:
         """``prepare``, plus the region of the image each input shows, (x, y, w, h)."""
+        img = load_image(image, max_pixels=self.max_pixels)
+        return self._prepare_decoded(img, np.asarray(img))
+
+    def _prepare_decoded(self, img, rgb: np.ndarray):
+        """``_prepare`` of a decoded RGB image, given as PIL (crops) and as its pixels (faces)."""
         from .faces import crop_box_for
 
-        img = load_image(image, max_pixels=self.max_pixels)
-        faces = self._detector().detect(np.asarray(img))
+        faces = self._detector().detect(rgb)
         arrays, regions = [], []
         for face in faces:
             # With several faces each gets its own crop, even a large one: the whole image
@@ -286,11 +292,40 @@ class Engine:
         if not images:
             return []
         t0 = time.perf_counter()
-        prepared = [self._prepare(im) for im in images]
+        return self._predict_prepared([self._prepare(im) for im in images], t0)
+
+    def predict_frames(self, frames: list) -> list[Prediction]:
+        """``predict_batch`` for decoded video frames: RGB uint8 arrays (H, W, 3) (or PIL RGB
+        images), judged as they are, with no encoding round trip; one model call for every
+        face of every frame. Boxes are in the frame's pixels."""
+        if not frames:
+            return []
+        t0 = time.perf_counter()
+        prepared = []
+        for frame in frames:
+            if isinstance(frame, Image.Image):
+                img = load_image(frame, max_pixels=self.max_pixels)
+                rgb = np.asarray(img)
+            else:
+                rgb = np.asarray(frame)
+                if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+                    raise ValueError(f"a frame must be uint8 (H, W, 3), not {rgb.dtype} "
+                                     f"{rgb.shape}")
+                if rgb.shape[0] * rgb.shape[1] > self.max_pixels:
+                    raise ImageDecodeError(
+                        f"The frame is too large ({rgb.shape[1]}x{rgb.shape[0]} pixels; at "
+                        f"most {self.max_pixels:,} allowed).")
+                img = Image.fromarray(np.ascontiguousarray(rgb))
+            prepared.append(self._prepare_decoded(img, rgb))
+        return self._predict_prepared(prepared, t0)
+
+    def _predict_prepared(self, prepared: list, t0: float) -> list[Prediction]:
+        """One model call for every face of the prepared images; the time since ``t0`` is
+        shared out evenly."""
         arrays = [a for arrs, _, _ in prepared for a in arrs]
         batch = self._stacked(arrays)
         raw = self._raw(batch) if arrays else np.zeros(0)
-        ms = (time.perf_counter() - t0) * 1000.0 / len(images)
+        ms = (time.perf_counter() - t0) * 1000.0 / len(prepared)
         out, at = [], 0
         for arrs, faces, regions in prepared:
             n = len(arrs)
