@@ -26,6 +26,8 @@ PAGE_POLICY = "; ".join(
         "style-src 'self'",
         # blob: the upload page previews the chosen files (URL.createObjectURL) before sending.
         "img-src 'self' blob:",
+        # The same for a chosen video's first frame; the stored clips play from this site.
+        "media-src 'self' blob:",
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",

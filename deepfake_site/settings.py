@@ -195,14 +195,33 @@ DETECTION_MAX_FACES = env.int("DETECTION_MAX_FACES", default=10)
 # C2PA trust list); empty: signatures are still verified, but no signer is reported as trusted.
 DETECTION_C2PA_TRUST_ANCHORS = env.str("DETECTION_C2PA_TRUST_ANCHORS", default="")
 
+# Video clips (MP4, WebM, MOV, recognised by content). Limits checked from the container's
+# headers before any frame is decoded; a clip over one is refused with nothing stored.
+DETECTION_VIDEO_MAX_BYTES = env.int("DETECTION_VIDEO_MAX_BYTES", default=100 * 1024 * 1024)
+DETECTION_VIDEO_MAX_SECONDS = env.float("DETECTION_VIDEO_MAX_SECONDS", default=120.0)
+# Pixels per frame: 4K UHD. A larger frame costs the decoder memory and the face step time.
+DETECTION_VIDEO_MAX_PIXELS = env.int("DETECTION_VIDEO_MAX_PIXELS", default=3840 * 2160)
+DETECTION_VIDEO_MAX_FRAMES = env.int("DETECTION_VIDEO_MAX_FRAMES", default=20_000)
+# Frame rates outside this range are a broken or hostile header, not a real clip.
+DETECTION_VIDEO_MAX_FRAME_RATE = env.float("DETECTION_VIDEO_MAX_FRAME_RATE", default=240.0)
+# The worker judges this many frames per second of video, evenly spread, and at most the cap
+# (a long clip is sampled more thinly): each sampled frame costs a face step and model calls.
+DETECTION_VIDEO_SAMPLE_FPS = env.float("DETECTION_VIDEO_SAMPLE_FPS", default=2.0)
+DETECTION_VIDEO_MAX_SAMPLES = env.int("DETECTION_VIDEO_MAX_SAMPLES", default=120)
+
 # A whole upload request above this is refused at its first file part, unread (413): room for
 # the maximum number of files of the maximum size, plus 1 MiB for fields and part headers.
+# One video of the largest size must fit too (the larger of the two; not a full batch of videos).
 DETECTION_MAX_REQUEST_BYTES = env.int(
     "DETECTION_MAX_REQUEST_BYTES",
-    default=DETECTION_MAX_FILES_PER_REQUEST * DETECTION_MAX_UPLOAD_BYTES + 1024 * 1024,
+    default=max(
+        DETECTION_MAX_FILES_PER_REQUEST * DETECTION_MAX_UPLOAD_BYTES, DETECTION_VIDEO_MAX_BYTES
+    )
+    + 1024 * 1024,
 )
-# Our handler first: it stops reading a file as soon as it passes DETECTION_MAX_UPLOAD_BYTES
-# (Django's handlers alone would spool a file of any size to disk before the view sees it).
+# Our handler first: it stops reading a file as soon as it passes its limit (an image's or a
+# video's, by its first bytes); Django's handlers alone would spool a file of any size to disk
+# before the view sees it.
 FILE_UPLOAD_HANDLERS = [
     "detection.uploads.streaming.UploadLimitHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",

@@ -111,6 +111,10 @@ class DetectionFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(
         choices=Detection.Status.choices, empty_label="Any status", label="Status"
     )
+    # images, videos, or both (blank).
+    kind = django_filters.ChoiceFilter(
+        choices=Detection.Kind.choices, empty_label="Images and videos", label="Type"
+    )
     created_after = DayBoundFilter(
         field_name="created_at",
         lookup_expr="gte",

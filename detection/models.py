@@ -98,6 +98,10 @@ class Detection(models.Model):
         FAILED = "failed", "Failed"
         NOT_APPLICABLE = "none", "No face to explain"
 
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"
+        VIDEO = "video", "Video"
+
     FINAL_STATUSES = (Status.DONE, Status.FAILED)
 
     owner = models.ForeignKey(
@@ -110,6 +114,8 @@ class Detection(models.Model):
         blank=True,
         related_name="detections",
     )
+    # An image or a video clip; the stored file is in `image` either way.
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.IMAGE)
     image = models.FileField(upload_to=detection_upload_to, max_length=255)
     original_name = models.CharField(max_length=255, blank=True)
     sha256 = models.CharField(max_length=64)
@@ -145,6 +151,22 @@ class Detection(models.Model):
     # before a verdict and when no face was found.
     deciding_face = models.PositiveSmallIntegerField(null=True, blank=True)
     inference_ms = models.FloatField(null=True, blank=True)
+    # --- video only (kind "video"); null for images -----------------------------------------
+    duration_s = models.FloatField(null=True, blank=True)
+    frame_rate = models.FloatField(null=True, blank=True)  # average frames per second
+    frame_count = models.PositiveIntegerField(null=True, blank=True)  # frames in the stream
+    video_codec = models.CharField(max_length=32, blank=True)
+    # Progress of the worker: how many frames it samples, and how many it has judged so far.
+    frames_total = models.PositiveIntegerField(null=True, blank=True)
+    frames_done = models.PositiveIntegerField(default=0)
+    # The timeline so far, written with the progress: [time_s, P(fake) of the frame's most
+    # suspicious face, or null without a face] per judged frame. The tracks come with the verdict.
+    progress_points = models.JSONField(default=list, blank=True)
+    # The 1-based VideoTrack.index of the most suspicious track (the video's verdict).
+    deciding_track = models.PositiveSmallIntegerField(null=True, blank=True)
+    # How each track's frames are combined into its P(fake), in words, and whether that rule was
+    # calibrated on video data (it is not, until there is labelled video to calibrate on).
+    aggregate_method = models.CharField(max_length=200, blank=True)
     # Grad-CAM heatmaps, made by the worker after the verdict (each face's in DetectionFace):
     # blank before a verdict, then pending, done, failed or none (no face: nothing to explain).
     heatmap_status = models.CharField(
@@ -216,6 +238,10 @@ class Detection(models.Model):
             models.Index(
                 fields=["owner", "original_name", "-created_at", "-id"],
                 name="detection_owner_name",
+            ),
+            # The type filter of the history page and the API.
+            models.Index(
+                fields=["owner", "kind", "-created_at", "-id"], name="detection_owner_kind"
             ),
             # Repeats: the same bytes by the same user.
             models.Index(fields=["owner", "sha256"], name="detection_owner_sha256"),
@@ -291,6 +317,26 @@ class Detection(models.Model):
     def heatmap_waiting(self) -> bool:
         """The verdict is out and its heatmaps are still being made: the page keeps polling."""
         return self.status == self.Status.DONE and self.heatmap_state == self.HeatmapStatus.PENDING
+
+    @property
+    def duration_label(self) -> str:
+        """A video's length as people read it ("0:07", "1:02:05"); blank for an image."""
+        if self.duration_s is None:
+            return ""
+        return clock_label(self.duration_s)
+
+
+def clock_label(seconds: float, *, tenths: bool = False) -> str:
+    """A time in a video as "m:ss" ("h:mm:ss" past an hour), with tenths when asked ("0:03.5")."""
+    seconds = max(0.0, float(seconds))
+    if tenths:
+        whole, tenth = divmod(round(seconds * 10), 10)
+    else:
+        whole, tenth = round(seconds), 0
+    hours, rest = divmod(int(whole), 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return f"{text}.{tenth}" if tenths else text
 
 
 def box_percent(box: object, *, width: int, height: int) -> dict[str, float] | None:
@@ -416,3 +462,71 @@ class DetectionShare(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class VideoTrack(models.Model):
+    """One face followed through a video: boxes that overlap from one sampled frame to the next
+    are the same person. Its P(fake) combines its frames' (Detection.aggregate_method says how);
+    the most suspicious track decides the video's verdict. Numbered 1.. by first appearance."""
+
+    class Label(models.TextChoices):
+        REAL = "real", "Real"
+        FAKE = "fake", "Fake"
+        UNCERTAIN = "uncertain", "Uncertain"
+
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="tracks")
+    index = models.PositiveSmallIntegerField()
+    fake_probability = models.FloatField()  # the aggregate, 0..1
+    label = models.CharField(max_length=16, choices=Label.choices)
+    max_probability = models.FloatField()  # its most suspicious frame
+    frames = models.PositiveIntegerField()  # sampled frames it was seen in
+    start_s = models.FloatField()
+    end_s = models.FloatField()
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [
+            models.UniqueConstraint(fields=["detection", "index"], name="track_unique_index"),
+            models.CheckConstraint(
+                condition=models.Q(fake_probability__gte=0, fake_probability__lte=1),
+                name="track_probability_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"track {self.index} of detection {self.detection_id}"
+
+    @property
+    def fake_percent(self) -> float:
+        return round(self.fake_probability * 100, 1)
+
+
+class VideoFace(models.Model):
+    """A face in one sampled frame of a video, with the model's P(fake) and its track.
+
+    `snapshot` holds the whole frame (scaled down, JPEG) for the few most suspicious faces only,
+    for the page's strip of frames."""
+
+    detection = models.ForeignKey(
+        Detection, on_delete=models.CASCADE, related_name="video_faces"
+    )
+    track = models.ForeignKey(VideoTrack, on_delete=models.CASCADE, related_name="faces")
+    sample = models.PositiveIntegerField()  # 0-based number of the sampled frame
+    time_s = models.FloatField()  # its presentation time
+    box = models.JSONField()  # [x, y, w, h] in video pixels
+    fake_probability = models.FloatField()
+    detector_confidence = models.FloatField(null=True, blank=True)
+    snapshot = models.BinaryField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["sample", "track__index"]
+        indexes = [models.Index(fields=["detection", "sample"], name="videoface_detection_sample")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(fake_probability__gte=0, fake_probability__lte=1),
+                name="videoface_probability_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"face at {self.time_s:.2f}s of detection {self.detection_id}"

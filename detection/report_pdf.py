@@ -35,7 +35,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from detection.models import Detection, DetectionFace
+from detection.models import Detection, DetectionFace, VideoTrack
 from detection.uploads.provenance import ProvenanceSummary
 
 logger = logging.getLogger(__name__)
@@ -309,12 +309,13 @@ def _cell(row: ReportRow) -> str:
 
 def _verdict_part(detection: Detection, faces: Sequence[DetectionFace], styles) -> list[Flowable]:
     story: list[Flowable] = [Spacer(1, 4 * mm)]
+    noun = "video" if detection.kind == Detection.Kind.VIDEO else "image"
     if detection.status == Detection.Status.DONE and detection.label == Detection.Label.NO_FACE:
         story += [
             Paragraph("Verdict: No face", styles["verdict"]),
             Paragraph(
-                "The face detector found no face in this image. The model judges faces only, so "
-                "there is no real or fake verdict for this image.",
+                f"The face detector found no face in this {noun}. The model judges faces only, "
+                f"so there is no real or fake verdict for this {noun}.",
                 styles["body"],
             ),
         ]
@@ -547,6 +548,77 @@ def _size(count: int) -> str:
     return f"{count} bytes"
 
 
+def _video_frame_part(
+    detection: Detection,
+    video_frame: tuple[bytes, list[int] | None, float | None] | None,
+    styles: dict[str, ParagraphStyle],
+) -> list[Flowable]:
+    """A video's most suspicious frame with that face outlined (or its poster frame)."""
+    seconds = f"{detection.duration_s:.1f} s " if detection.duration_s else ""
+    about = f"A {seconds}video clip, {detection.width} × {detection.height} px"
+    if not video_frame:
+        return [Paragraph(f"{_p(about)}. No frame of it could be shown here.", styles["body"])]
+    data, box, time_s = video_frame
+    try:
+        frame = Image.open(io.BytesIO(data))
+        frame.load()
+        frame = frame.convert("RGB")
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
+        return [Paragraph(f"{_p(about)}. No frame of it could be shown here.", styles["body"])]
+    if box is not None and time_s is not None:
+        outlined = [DetectionFace(index=1, box=box, fake_probability=0, label="fake")]
+        caption = (
+            f"{about} · the frame at {time_s:.1f} s with the most suspicious face outlined"
+        )
+    else:
+        outlined, caption = [], f"{about} · its first frame"
+    picture = ImageWithFaces(
+        frame, source_size=(detection.width, detection.height), faces=outlined, deciding=1
+    )
+    return [picture, Spacer(1, 1.5 * mm), Paragraph(_p(caption), styles["caption"])]
+
+
+def _tracks_part(
+    detection: Detection, tracks: list[VideoTrack], styles: dict[str, ParagraphStyle]
+) -> list[Flowable]:
+    if not tracks:
+        return []
+    header = ["Track", "Verdict", "P(fake)", "Highest", "Seen", "Frames"]
+    data = [header] + [
+        [
+            str(track.index),
+            pdf_text(track.get_label_display()),
+            f"{track.fake_percent}%",
+            f"{round(track.max_probability * 100, 1)}%",
+            f"{track.start_s:.1f}–{track.end_s:.1f} s",
+            str(track.frames),
+        ]
+        for track in tracks
+    ]
+    widths = [16 * mm, 28 * mm, 22 * mm, 22 * mm, 34 * mm, 18 * mm]
+    table = Table(data, colWidths=widths, hAlign="LEFT")
+    style = TableStyle(
+        [
+            ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 9),
+            ("FONT", (0, 1), (-1, -1), "Helvetica", 9.5),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f0f4f8")),
+            ("LINEBELOW", (0, 0), (-1, -1), 0.4, colors.HexColor("#d9e2ec")),
+            ("ALIGN", (2, 0), (3, -1), "RIGHT"),
+        ]
+    )
+    for row, track in enumerate(tracks, start=1):
+        if track.index == detection.deciding_track:
+            style.add("FONT", (0, row), (-1, row), "Helvetica-Bold", 9.5)
+            style.add("BACKGROUND", (0, row), (-1, row), colors.HexColor("#fffbeb"))
+    table.setStyle(style)
+    caption = (
+        f"{len(tracks)} face track{'s' if len(tracks) != 1 else ''}: a face followed from frame "
+        "to frame; the most suspicious track decides the video's verdict. "
+        + (detection.aggregate_method or "")
+    )
+    return [Spacer(1, 4), Paragraph(_p(caption), styles["small"]), Spacer(1, 2), table]
+
+
 def report_pdf(
     *,
     detection: Detection,
@@ -556,25 +628,31 @@ def report_pdf(
     model_card_url: str | None = None,
     generated_at: dt.datetime | None = None,
     compress: bool = True,
+    video_frame: tuple[bytes, list[int] | None, float | None] | None = None,
+    tracks: Sequence[VideoTrack] = (),
 ) -> bytes:
     """The report of `detection` as PDF bytes (A4, one page or more).
 
     `faces` are the detection's faces in order; `heatmaps` their heatmap PNGs by face index;
     `provenance` what the file says about itself (None: not known); `model_card_url` the
     model card page, if the site has one. `compress=False` leaves the page content readable
-    (for tests)."""
+    (for tests). A video shows `video_frame` (its most suspicious frame as JPEG bytes, with that
+    face's box and time, or its poster) instead of the picture, and its `tracks`."""
     generated_at = generated_at or timezone.now()
     styles = _styles()
-    name = detection.original_name or "Uploaded image"
-    image = _image_read(detection)
+    is_video = detection.kind == Detection.Kind.VIDEO
+    name = detection.original_name or ("Uploaded video" if is_video else "Uploaded image")
     faces = list(faces)
+    image = None if is_video else _image_read(detection)
 
     story: list[Flowable] = [
         Paragraph("Detection report", styles["title"]),
         Paragraph(_p(name), styles["subtitle"]),
         Spacer(1, 3 * mm),
     ]
-    if image is not None:
+    if is_video:
+        story += _video_frame_part(detection, video_frame, styles)
+    elif image is not None:
         picture = ImageWithFaces(
             image,
             source_size=(detection.width, detection.height),
@@ -592,10 +670,13 @@ def report_pdf(
         story.append(Paragraph("The image could not be read for this report.", styles["body"]))
 
     story += _verdict_part(detection, faces, styles)
-    story += _faces_part(detection, faces, styles)
-    story += _heatmaps_part(
-        image, detection=detection, faces=faces, heatmaps=heatmaps, styles=styles
-    )
+    if is_video:
+        story += _tracks_part(detection, list(tracks), styles)
+    else:
+        story += _faces_part(detection, faces, styles)
+        story += _heatmaps_part(
+            image, detection=detection, faces=faces, heatmaps=heatmaps, styles=styles
+        )
     story += _provenance_part(provenance, styles)
     story.append(
         KeepTogether(

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
@@ -22,6 +33,8 @@ from detection.models import (
     DetectionFace,
     DetectionFeedback,
     DetectionShare,
+    VideoFace,
+    VideoTrack,
     WorkerHeartbeat,
 )
 
@@ -64,10 +77,11 @@ def detection_get(*, user: AbstractBaseUser, detection_id: int) -> Detection:
     """The user's detection with its faces; Http404 for a missing id and for another user's,
     alike."""
     try:
-        return _with_faces(_scoped(user)).get(id=detection_id)
+        detection = _with_faces(_scoped(user)).get(id=detection_id)
     # OverflowError: an id past SQLite's integer range (PostgreSQL just finds nothing).
     except (Detection.DoesNotExist, ValueError, TypeError, OverflowError):
         raise Http404("No such detection.") from None
+    return _with_tracks_of(detection)
 
 
 def detection_get_finished(
@@ -91,6 +105,7 @@ def detection_list_finished(
     if wait > 0:
         _wait_finished(user=user, detection_ids=detection_ids, wait=wait)
     rows = {d.id: d for d in _with_faces(_scoped(user).filter(id__in=detection_ids))}
+    detection_tracks_read(detections=list(rows.values()))
     return [rows[i] for i in detection_ids if i in rows]
 
 
@@ -168,6 +183,8 @@ CSV_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     # Added at the end, so scripts that read the columns by position keep working. 0 before a
     # verdict and when no face was found (then label is no_face).
     ("face_count", "face_count", str),
+    # image or video; appended, like face_count.
+    ("kind", "kind", str),
 )
 CSV_HEADER = [name for name, _value, _write in CSV_COLUMNS]
 
@@ -268,6 +285,34 @@ def detection_share_find(*, user: AbstractBaseUser, detection_id: int) -> Detect
 def detection_share_active(*, detection: Detection) -> DetectionShare | None:
     """The active link of a detection already read for its owner (detection_get), or None."""
     return detection.shares.filter(revoked_at__isnull=True).first()
+
+
+@dataclass(frozen=True)
+class VideoReportParts:
+    """What a video's report shows instead of the picture: its most suspicious frame (JPEG
+    bytes, with that face's box and time), or its poster thumbnail; and its tracks."""
+
+    frame: bytes | None
+    box: list[int] | None
+    time_s: float | None
+    tracks: list[VideoTrack]
+
+
+def detection_video_report_parts(*, detection: Detection) -> VideoReportParts:
+    """The report parts of a video detection already read for its owner or through its link."""
+    face = (
+        VideoFace.objects.filter(detection=detection, snapshot__isnull=False)
+        .order_by("-fake_probability", "sample")
+        .only("snapshot", "box", "time_s")
+        .first()
+    )
+    tracks = list(VideoTrack.objects.filter(detection=detection).order_by("index"))
+    if face is not None:
+        return VideoReportParts(bytes(face.snapshot), face.box, face.time_s, tracks)
+    poster = (
+        Detection.objects.filter(id=detection.id).values_list("thumbnail", flat=True).first()
+    )
+    return VideoReportParts(bytes(poster) if poster else None, None, None, tracks)
 
 
 def detection_heatmaps(*, detection: Detection) -> dict[int, bytes]:
@@ -385,3 +430,78 @@ def detection_rechecked_from(*, detection: Detection) -> Detection | None:
         .filter(id=detection.rechecked_from_id)
         .first()
     )
+
+
+# --- Video pages ---
+
+# A video's tracks, each with its faces in time order (for the timeline and the API's points);
+# the frames' pictures stay behind, `has_snapshot` says which faces have one.
+VIDEO_PREFETCH = (
+    Prefetch(
+        "tracks",
+        queryset=VideoTrack.objects.order_by("index").prefetch_related(
+            Prefetch(
+                "faces",
+                queryset=VideoFace.objects.defer("snapshot")
+                .annotate(
+                    has_snapshot=ExpressionWrapper(
+                        Q(snapshot__isnull=False), output_field=BooleanField()
+                    )
+                )
+                .order_by("sample", "id"),
+            )
+        ),
+    ),
+)
+
+
+def _with_tracks_of(detection: Detection) -> Detection:
+    detection_tracks_read(detections=[detection])
+    return detection
+
+
+def detection_tracks_read(*, detections: list[Detection]) -> list[Detection]:
+    """Reads the tracks of the videos among detections already read for their owner (a page of
+    a list), with their faces: two queries whatever the number of videos, none without one (an
+    image has no tracks)."""
+    videos = [d for d in detections if d.kind == Detection.Kind.VIDEO]
+    if videos:
+        prefetch_related_objects(videos, *VIDEO_PREFETCH)
+    return detections
+
+
+def detection_video_get(*, user: AbstractBaseUser, detection_id: int) -> Detection:
+    """The user's video, with only what serving its file needs (a player asks for many
+    ranges); Http404 for an image, a missing id and another user's alike."""
+    try:
+        return (
+            _scoped(user)
+            .filter(kind=Detection.Kind.VIDEO)
+            .only("id", "owner_id", "kind", "image", "format")
+            .get(id=detection_id)
+        )
+    except (Detection.DoesNotExist, ValueError, TypeError, OverflowError):
+        raise Http404("No such video.") from None
+
+
+def detection_video_frame_get(*, user: AbstractBaseUser, detection_id: int, face_id: int) -> bytes:
+    """The picture the worker kept of one face's frame (JPEG) of the user's video, in one
+    query; Http404 for another user's video, a missing face and a face without one alike."""
+    if not getattr(user, "is_authenticated", False):
+        raise Http404("No such frame.")
+    try:
+        jpeg = (
+            VideoFace.objects.filter(
+                detection__owner=user,
+                detection_id=detection_id,
+                id=face_id,
+                snapshot__isnull=False,
+            )
+            .values_list("snapshot", flat=True)
+            .first()
+        )
+    except (ValueError, TypeError, OverflowError):
+        jpeg = None
+    if not jpeg:
+        raise Http404("No such frame.")
+    return bytes(jpeg)

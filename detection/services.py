@@ -37,7 +37,7 @@ from detection.models import (
     DetectionShare,
 )
 from detection.selectors import detection_feedback_for_export, detection_get
-from detection.uploads import filename_sanitize, image_validate
+from detection.uploads import CleanVideo, filename_sanitize, upload_validate
 from detection.uploads.fingerprint import (
     NEAR_DUPLICATE_BITS,
     image_phash,
@@ -100,7 +100,7 @@ def detection_create_many(
     for upload in uploads:
         name = filename_sanitize(upload.name or "") or "image"
         try:
-            clean = image_validate(upload=upload)
+            clean = upload_validate(upload=upload)  # an image or a video, by content
         except ValidationError as exc:
             errors.extend(naming_file(file=name, error=exc))
             continue
@@ -112,10 +112,12 @@ def detection_create_many(
     if errors:
         raise ValidationError(errors)
 
-    earlier = _repeats_find(user=user, sha256s=[clean.sha256 for _name, clean in cleaned])
+    # Repeats and near-duplicates are images' (a video's verdict is per track, not copied).
+    images = [clean for _name, clean in cleaned if not isinstance(clean, CleanVideo)]
+    earlier = _repeats_find(user=user, sha256s=[clean.sha256 for clean in images])
     similar = _similar_find(
         user=user,
-        phashes=[clean.phash for _name, clean in cleaned if clean.sha256 not in earlier],
+        phashes=[clean.phash for clean in images if clean.sha256 not in earlier],
     )
     written: list[str] = []
     try:
@@ -139,6 +141,7 @@ def detection_create_many(
                     thumbnail=clean.thumbnail or None,
                     created_at=now,
                     queued_at=now,
+                    **_video_fields(clean),
                 )
                 # Through the storage API; the random name comes from detection_upload_to.
                 detection.image.save(
@@ -149,7 +152,8 @@ def detection_create_many(
                 if root is not None:
                     _verdict_copy(detection=detection, root=root, now=now)
                 else:
-                    detection.similar_to_id = similar.get(clean.phash)
+                    if not isinstance(clean, CleanVideo):
+                        detection.similar_to_id = similar.get(clean.phash)
                     detection.save()
                     transaction.on_commit(
                         lambda detection_id=detection.id: detection_enqueue(
@@ -178,6 +182,7 @@ def _repeats_find(*, user: AbstractBaseUser, sha256s: list[str]) -> dict[str, De
         Detection.objects.filter(
             owner=user,
             sha256__in=sha256s,
+            kind=Detection.Kind.IMAGE,
             status=Status.DONE,
             model_version=current,
             reused_from__isnull=True,
@@ -200,7 +205,7 @@ def _similar_find(*, user: AbstractBaseUser, phashes: list[int]) -> dict[int, in
     if not phashes:
         return {}
     rows = list(
-        Detection.objects.filter(owner=user, phash__isnull=False)
+        Detection.objects.filter(owner=user, phash__isnull=False, kind=Detection.Kind.IMAGE)
         .order_by("-created_at", "-id")
         .values_list("id", "phash")
     )
@@ -511,6 +516,8 @@ def detection_rerun(*, user: AbstractBaseUser, detection_id: int) -> Detection:
             inference_ms=None,
             heatmap_status="",
             reused_from=None,
+            frames_done=0,
+            progress_points=[],
             queued_at=now,
             started_at=None,
             finished_at=None,
@@ -830,3 +837,19 @@ def detection_feedback_export(
         writer.writerows(manifest_rows)
     os.replace(partial, out_dir / EXPORT_MANIFEST)
     return result
+
+
+# --- Video uploads ---
+
+
+def _video_fields(clean: object) -> dict[str, object]:
+    """The Detection fields only a video has (none for an image), from its checked upload."""
+    if not isinstance(clean, CleanVideo):
+        return {}
+    return {
+        "kind": Detection.Kind.VIDEO,
+        "duration_s": clean.duration_s,
+        "frame_rate": clean.frame_rate,
+        "frame_count": clean.frame_count,
+        "video_codec": clean.video_codec,
+    }

@@ -50,4 +50,10 @@ urlpatterns = [
     path("models/<str:version>/", views.model_card, name="model-card"),
     path("models/<str:version>/card.json", views.model_card_json, name="model-card-json"),
     path("models/<str:version>/plots/<str:name>", views.model_card_plot, name="model-card-plot"),
+    path("detections/<int:detection_id>/video/", views.video, name="video"),
+    path(
+        "detections/<int:detection_id>/frames/<int:face_id>.jpg",
+        views.video_frame,
+        name="video-frame",
+    ),
 ]

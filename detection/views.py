@@ -37,14 +37,22 @@ from detection.models import Detection, box_percent
 from detection.shared import (
     heatmap_response,
     image_response,
+    snapshot_response,
     thumbnail_response,
     upload_budget_charge,
     upload_limits,
     upload_logged,
     upload_throttle_wait,
+    video_response,
 )
 from detection.uploads import upload_refusal_get
 from detection.uploads.provenance import provenance_summary
+from detection.video_timeline import (
+    suspicious_frames,
+    timeline_plot,
+    timeline_so_far,
+    track_rows,
+)
 
 HISTORY_PAGE_SIZE = 25
 
@@ -119,6 +127,7 @@ def _detail_context(detection: Detection) -> dict[str, object]:
     context["share"] = SimpleLazyObject(
         lambda: selectors.detection_share_active(detection=detection)
     )
+    context.update(_video_context(detection))
     return context
 
 
@@ -146,6 +155,10 @@ def status(request: HttpRequest, detection_id: int) -> JsonResponse:
             "fake_probability": detection.fake_probability,
             # Not final while the heatmaps are made: the page picks them up.
             "final": detection.is_final and not detection.heatmap_waiting,
+            # a video's progress: the page swaps in each new count.
+            "kind": detection.kind,
+            "frames_done": detection.frames_done if detection.kind == "video" else None,
+            "frames_total": detection.frames_total if detection.kind == "video" else None,
             "html": html,
         }
     )
@@ -415,12 +428,19 @@ def _report_context(detection: Detection, *, token: str) -> dict[str, object]:
 
 def _report_pdf_response(request: HttpRequest, detection: Detection) -> HttpResponse:
     card_url = _model_card_url(detection)
+    video = (
+        selectors.detection_video_report_parts(detection=detection)
+        if detection.kind == Detection.Kind.VIDEO
+        else None
+    )
     pdf = report_pdf.report_pdf(
         detection=detection,
         faces=list(detection.faces.all()),
         heatmaps=selectors.detection_heatmaps(detection=detection),
         provenance=provenance_summary(detection.provenance),
         model_card_url=request.build_absolute_uri(card_url) if card_url else None,
+        video_frame=(video.frame, video.box, video.time_s) if video and video.frame else None,
+        tracks=video.tracks if video else (),
     )
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = content_disposition_header(
@@ -467,13 +487,22 @@ def report_pdf_download(request: HttpRequest, detection_id: int) -> HttpResponse
 def shared_report(request: HttpRequest, token: str) -> HttpResponse:
     """The read-only report behind a share link: anyone with the link, signed in or not."""
     share = selectors.detection_share_get(token=token)
-    return render(request, "detection/report.html", _report_context(share.detection, token=token))
+    context = _report_context(share.detection, token=token)
+    context.update(_shared_video_context(share.detection))
+    return render(request, "detection/report.html", context)
 
 
 @_shared_link
 @require_safe
 def shared_image(request: HttpRequest, token: str) -> HttpResponse:
-    return image_response(selectors.detection_share_get(token=token).detection)
+    detection = selectors.detection_share_get(token=token).detection
+    if detection.kind == Detection.Kind.VIDEO:  # played in ranges, as the owner's
+        return video_response(
+            detection,
+            range_header=request.headers.get("Range"),
+            if_range=request.headers.get("If-Range"),
+        )
+    return image_response(detection)
 
 
 @_shared_link
@@ -752,3 +781,67 @@ def model_card_json(request: HttpRequest, version: str) -> FileResponse:
     if card is None:
         raise Http404("No model card is installed for this version.")
     return _model_file_response(card.folder / "card.json", "application/json")
+
+
+# --- Video pages ---
+
+
+def _video_context(detection: Detection) -> dict[str, object]:
+    """A video's result panel (templates/detection/_video_result.html): its progress while it
+    runs; once done, its tracks, the timeline of each track's P(fake) and the strip of the most
+    suspicious frames. While it runs, the worker writes how many frames it has judged and the
+    most suspicious face of each (progress_points): the page shows that line filling in; the
+    tracks, the band and the strip come with the verdict."""
+    if detection.kind != Detection.Kind.VIDEO:
+        return {"is_video": False}
+    tracks = list(detection.tracks.all())  # prefetched by the selector, with their faces
+    done = detection.status == Detection.Status.DONE
+    total, judged = detection.frames_total, detection.frames_done
+    return {
+        "is_video": True,
+        "video_tracks": tracks,
+        "deciding": next((t for t in tracks if t.index == detection.deciding_track), None),
+        "timeline": (
+            timeline_plot(detection=detection, tracks=tracks)
+            if done and tracks
+            else timeline_so_far(detection=detection)
+            if not detection.is_final
+            else None
+        ),
+        "strip_frames": suspicious_frames(detection=detection, tracks=tracks) if done else [],
+        "frames_judged": min(judged, total) if total else judged,
+        "progress_percent": round(100 * min(judged, total) / total) if total else None,
+        "track_rows": track_rows(detection=detection, tracks=tracks) if done else [],
+    }
+
+
+def _shared_video_context(detection: Detection) -> dict[str, object]:
+    """A shared report's video: its timeline and tracks; not the strip of frames, whose
+    pictures are served to the owner only."""
+    if detection.kind != Detection.Kind.VIDEO:
+        return {"is_video": False}
+    selectors.detection_tracks_read(detections=[detection])
+    return {**_video_context(detection), "strip_frames": []}
+
+
+@login_required
+@require_safe
+def video(request: HttpRequest, detection_id: int) -> HttpResponse:
+    """The stored clip, to its owner only, in byte ranges as players ask (Range requests)."""
+    detection = selectors.detection_video_get(user=request.user, detection_id=detection_id)
+    return video_response(
+        detection,
+        range_header=request.headers.get("Range"),
+        if_range=request.headers.get("If-Range"),
+    )
+
+
+@login_required
+@require_safe
+def video_frame(request: HttpRequest, detection_id: int, face_id: int) -> HttpResponse:
+    """One of the most suspicious frames of the owner's video, as the worker kept it (JPEG)."""
+    return snapshot_response(
+        selectors.detection_video_frame_get(
+            user=request.user, detection_id=detection_id, face_id=face_id
+        )
+    )

@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from detection.api.provenance_serializers import ProvenanceSerializer
-from detection.models import Detection, DetectionFace, DetectionFeedback
+from detection.models import Detection, DetectionFace, DetectionFeedback, VideoFace, VideoTrack
 
 
 def _absolute(request, url: str) -> str:
@@ -126,6 +126,99 @@ class DetectionFeedbackSerializer(serializers.ModelSerializer):
         model = DetectionFeedback
         fields = ["truth", "note", "created_at"]
         read_only_fields = fields
+# --- Video pages ---
+
+
+class _VideoOnly:
+    """A field of videos only: null for an image, whatever the column holds."""
+
+    def get_attribute(self, instance):
+        if getattr(instance, "kind", None) != Detection.Kind.VIDEO:
+            return None
+        return super().get_attribute(instance)
+
+
+class _VideoFloatField(_VideoOnly, serializers.FloatField):
+    pass
+
+
+class _VideoIntegerField(_VideoOnly, serializers.IntegerField):
+    pass
+
+
+class _VideoCharField(_VideoOnly, serializers.CharField):
+    pass
+
+
+class VideoPointSerializer(serializers.ModelSerializer):
+    """A face of a track in one sampled frame."""
+
+    time_s = serializers.FloatField(
+        read_only=True, help_text="When, in seconds from the start of the video."
+    )
+    fake_probability = serializers.FloatField(
+        read_only=True, min_value=0, max_value=1, help_text="P(fake) of this face in this frame."
+    )
+    box = _box_field("[x, y, width, height] of the face in video pixels.")
+
+    class Meta:
+        model = VideoFace
+        fields = ["time_s", "fake_probability", "box"]
+        read_only_fields = fields
+
+
+class FrameSoFarSerializer(serializers.Serializer):
+    time_s = serializers.FloatField(help_text="The frame's time in the video, in seconds.")
+    fake_probability = serializers.FloatField(
+        allow_null=True,
+        min_value=0,
+        max_value=1,
+        help_text="P(fake) of the frame's most suspicious face; null when it had no face.",
+    )
+
+
+class VideoTrackSerializer(serializers.ModelSerializer):
+    """One face followed through the video, with its P(fake) in each frame it was seen in."""
+
+    index = serializers.IntegerField(
+        read_only=True, min_value=1, help_text="The track's number, 1 for the first face seen."
+    )
+    fake_probability = serializers.FloatField(
+        read_only=True,
+        min_value=0,
+        max_value=1,
+        help_text="The track's P(fake): its frames' combined as `aggregate_method` says.",
+    )
+    label = serializers.ChoiceField(
+        choices=VideoTrack.Label.choices, read_only=True, help_text="The verdict on this track."
+    )
+    max_probability = serializers.FloatField(
+        read_only=True, min_value=0, max_value=1, help_text="P(fake) of its most suspicious frame."
+    )
+    frames = serializers.IntegerField(
+        read_only=True, help_text="How many sampled frames it was seen in."
+    )
+    start_s = serializers.FloatField(read_only=True, help_text="First seen, in seconds.")
+    end_s = serializers.FloatField(read_only=True, help_text="Last seen, in seconds.")
+    points = VideoPointSerializer(
+        source="faces", many=True, read_only=True, help_text="Its frames, in time order."
+    )
+
+    class Meta:
+        model = VideoTrack
+        fields = [
+            "index",
+            "fake_probability",
+            "label",
+            "max_probability",
+            "frames",
+            "start_s",
+            "end_s",
+            "points",
+        ]
+        read_only_fields = fields
+
+
 class DetectionSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="This record in the API.")
     page_url = serializers.SerializerMethodField(help_text="The result page in the browser.")
@@ -228,6 +321,19 @@ class DetectionSerializer(serializers.ModelSerializer):
             "finished_at",
             "inference_ms",
             "thumbnail_url",
+            "kind",
+            "video_url",
+            "duration_s",
+            "frame_rate",
+            "frame_count",
+            "video_codec",
+            "frames_total",
+            "frames_done",
+            "progress",
+            "frames_so_far",
+            "deciding_track",
+            "aggregate_method",
+            "tracks",
             "reused_from",
             "similar_to",
             "heatmap_status",
@@ -343,7 +449,111 @@ class DetectionSerializer(serializers.ModelSerializer):
             reverse("api:detection-detail", args=[obj.rechecked_from_id]),
         )
 
-    # --- Shared reports ---
+
+    # --- Video pages ---
+    kind = serializers.ChoiceField(
+        choices=Detection.Kind.choices,
+        read_only=True,
+        help_text="`image` or `video`. The fields below up to `tracks` are null for an image.",
+    )
+    video_url = serializers.SerializerMethodField(
+        help_text=(
+            "The stored video (metadata removed), with HTTP range requests; same "
+            "authentication as the API. Null for an image."
+        )
+    )
+    duration_s = _VideoFloatField(read_only=True, allow_null=True, help_text="Length, seconds.")
+    frame_rate = _VideoFloatField(
+        read_only=True, allow_null=True, help_text="Average frames per second."
+    )
+    frame_count = _VideoIntegerField(
+        read_only=True, allow_null=True, help_text="Frames in the video stream."
+    )
+    video_codec = _VideoCharField(
+        read_only=True, allow_null=True, help_text="The video stream's codec (h264, vp9, ...)."
+    )
+    frames_total = _VideoIntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "How many frames, spread evenly over the video, the model judges; null until the "
+            "worker has opened the video."
+        ),
+    )
+    frames_done = _VideoIntegerField(
+        read_only=True, allow_null=True, help_text="How many of them it has judged so far."
+    )
+    progress = serializers.SerializerMethodField(
+        help_text=(
+            "`frames_done / frames_total`, 0..1 (1 once done); null for an image and until "
+            "`frames_total` is known."
+        )
+    )
+    frames_so_far = serializers.SerializerMethodField(
+        help_text=(
+            "While a video is analysed (and after): each frame judged so far, in order, with "
+            "its time and the P(fake) of its most suspicious face (null: no face in it), so a "
+            "client can draw the timeline as it fills in; the per-face `tracks` come with the "
+            "verdict. Empty for an image."
+        )
+    )
+    deciding_track = _VideoIntegerField(
+        read_only=True,
+        allow_null=True,
+        min_value=1,
+        help_text=(
+            "The `index` of the track that decided the verdict (the most suspicious one); "
+            "null until done and when no face was found."
+        ),
+    )
+    aggregate_method = _VideoCharField(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "How each track's frames are combined into its P(fake), and whether that rule was "
+            "calibrated on video data; blank until done."
+        ),
+    )
+    tracks = serializers.SerializerMethodField(
+        help_text=(
+            "Each face followed through the video, first seen first, with its P(fake) per "
+            "frame; empty for an image, until done, and when no face was found."
+        )
+    )
+
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_video_url(self, obj: Detection) -> str | None:
+        if obj.kind != Detection.Kind.VIDEO:
+            return None
+        return _absolute(self.context.get("request"), reverse("api:detection-video", args=[obj.id]))
+
+    @extend_schema_field(
+        {"type": "number", "format": "double", "minimum": 0, "maximum": 1, "nullable": True}
+    )
+    def get_progress(self, obj: Detection) -> float | None:
+        if obj.kind != Detection.Kind.VIDEO:
+            return None
+        if obj.status == Detection.Status.DONE:
+            return 1.0
+        if not obj.frames_total:
+            return None
+        return round(min(obj.frames_done, obj.frames_total) / obj.frames_total, 4)
+
+    @extend_schema_field(FrameSoFarSerializer(many=True))
+    def get_frames_so_far(self, obj: Detection) -> list[dict]:
+        if obj.kind != Detection.Kind.VIDEO:
+            return []
+        return [
+            {"time_s": t, "fake_probability": p}
+            for t, p in (obj.progress_points or [])
+            if t is not None
+        ]
+
+    @extend_schema_field(VideoTrackSerializer(many=True))
+    def get_tracks(self, obj: Detection) -> list[dict]:
+        if obj.kind != Detection.Kind.VIDEO:
+            return []
+        return VideoTrackSerializer(obj.tracks.all(), many=True, context=self.context).data
 
 
 class DetectionCreatedItemSerializer(DetectionSerializer):
@@ -429,7 +639,14 @@ class DetectionUploadSerializer(serializers.Serializer):
         help_text=(
             "One or more images (repeat the field for several). Formats: JPEG, PNG, WebP; "
             f"at most {settings.DETECTION_MAX_UPLOAD_BYTES // (1024 * 1024)} MiB each and "
-            f"{settings.DETECTION_MAX_FILES_PER_REQUEST} per request."
+            f"{settings.DETECTION_MAX_FILES_PER_REQUEST} per request. "
+            "Video clips go in the same field: MP4, WebM or MOV (recognised by content, not "
+            f"by name), at most {settings.DETECTION_VIDEO_MAX_BYTES // (1024 * 1024)} MiB, "
+            f"{settings.DETECTION_VIDEO_MAX_SECONDS:g} s, "
+            f"{settings.DETECTION_VIDEO_MAX_PIXELS / 1e6:g} megapixels a frame, "
+            f"{settings.DETECTION_VIDEO_MAX_FRAME_RATE:g} frames a second and "
+            f"{settings.DETECTION_VIDEO_MAX_FRAMES} frames each; their detections have "
+            "`kind` `video`. Metadata is removed from every stored copy."
         ),
     )
 

@@ -45,6 +45,7 @@ from detection.shared import (
     thumbnail_response,
     upload_budget_charge,
     upload_logged,
+    video_response,
 )
 from detection.throttles import ReadRateThrottle, UploadBudgetThrottle
 from detection.uploads import upload_refusal_get
@@ -121,6 +122,7 @@ def _choice_or_blank(name: str, choices: list[str], description: str) -> OpenApi
         parameters=[
             _choice_or_blank("label", Detection.Label.values, "Only this verdict; blank: any."),
             _choice_or_blank("status", Detection.Status.values, "Only this status; blank: any."),
+            _choice_or_blank("kind", Detection.Kind.values, "Only images or videos; blank: both."),
             _choice_or_blank("ordering", list(ORDERINGS), "The order; blank: newest first."),
             OpenApiParameter(
                 "search",
@@ -475,3 +477,49 @@ class DetectionViewSet(
             share = selectors.detection_share_find(user=request.user, detection_id=detection_id)
             code = status.HTTP_200_OK
         return Response(_share_data(request, share), status=code)
+
+    # --- Video pages ---
+
+    def paginate_queryset(self, queryset):
+        # The videos of a page come with their tracks (the list shows them), in two queries.
+        page = super().paginate_queryset(queryset)
+        return page if page is None else selectors.detection_tracks_read(detections=list(page))
+
+    @extend_schema(
+        summary="Download or stream the stored video",
+        description=(
+            "The video file of a detection of `kind` `video` (metadata removed), to its owner "
+            "only: the whole file (200, `Accept-Ranges: bytes`), or one byte range asked for "
+            "with a `Range` header (206 with `Content-Range`; `bytes=a-b`, `bytes=a-` or "
+            "`bytes=-n`), as video players ask. A range past the end is 416. 404 for an image."
+        ),
+        parameters=[
+            _ID,
+            OpenApiParameter(
+                "Range",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="One byte range, `bytes=first-last`; several are answered whole.",
+            ),
+        ],
+        responses={
+            (200, "video/mp4"): OpenApiTypes.BINARY,
+            (200, "video/webm"): OpenApiTypes.BINARY,
+            (200, "video/quicktime"): OpenApiTypes.BINARY,
+            (206, "video/mp4"): OpenApiTypes.BINARY,
+            (206, "video/webm"): OpenApiTypes.BINARY,
+            (206, "video/quicktime"): OpenApiTypes.BINARY,
+            416: OpenApiResponse(
+                description="The range lies past the end (`Content-Range: bytes */size`)."
+            ),
+        },
+    )
+    @action(detail=True, methods=["get"], url_path="video", filter_backends=[])
+    def video(self, request: Request, pk: str) -> HttpResponse:
+        detection = selectors.detection_video_get(user=request.user, detection_id=int(pk))
+        return video_response(
+            detection,
+            range_header=request.headers.get("Range"),
+            if_range=request.headers.get("If-Range"),
+        )

@@ -110,6 +110,11 @@ class FakeEngine:
             inference_ms=12.5,
         )
 
+    def predict_frames(self, frames):
+        """Video frames (ml.video): each frame gets predict()'s answer, so the faces stay put and
+        form one track each; `calls` counts frames."""
+        return [self.predict(frame) for frame in frames]
+
     def heatmaps(self, prediction):
         """A tiny real RGBA PNG per face, over a square around its box."""
         from ml.inference import FaceHeatmap

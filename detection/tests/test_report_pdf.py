@@ -184,3 +184,42 @@ def test_report_filename():
     )
     unnamed = DetectionFactory(original_name="")
     assert report_filename(unnamed) == f"detection-{unnamed.id} - report.pdf"
+
+
+def test_a_video_report_shows_its_most_suspicious_frame_and_its_tracks(client, user):
+    from django.urls import reverse
+
+    from detection.selectors import detection_video_report_parts
+    from detection.tests.video_records import video_detection
+
+    detection = video_detection(owner=user, done=True)
+    parts = detection_video_report_parts(detection=detection)
+    assert parts.frame and parts.box is not None and len(parts.tracks) == 2
+    pdf = build(
+        detection,
+        video_frame=(parts.frame, parts.box, parts.time_s),
+        tracks=parts.tracks,
+    )
+    assert images_in(pdf) == 1
+    text = pdf.decode("latin-1")
+    assert "with the most suspicious face outlined" in text
+    assert "2 face tracks" in text and "Track" in text
+    assert "The image could not be read" not in text
+
+    # Through the owner's download: the view gathers the same parts.
+    client.force_login(user)
+    response = client.get(reverse("detection:report-pdf", args=[detection.id]))
+    assert response.status_code == 200 and response.content.startswith(b"%PDF-")
+    assert images_in(response.content) == 1
+
+
+def test_a_video_report_without_frames_falls_back_to_its_poster(user):
+    from detection.selectors import detection_video_report_parts
+    from detection.tests.video_records import video_detection
+
+    detection = video_detection(owner=user, no_face=True, label="no_face", status="done")
+    parts = detection_video_report_parts(detection=detection)
+    assert parts.frame and parts.box is None and parts.tracks == []
+    pdf = build(detection, video_frame=(parts.frame, None, None))
+    assert images_in(pdf) == 1
+    assert "its first frame" in pdf.decode("latin-1")

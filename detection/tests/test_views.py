@@ -375,7 +375,7 @@ def test_csv_export_keeps_its_columns_and_adds_the_face_count_last(signed_in, us
         "id", "created_at", "original_name", "status", "label", "fake_probability",
         "threshold", "uncertain_low", "uncertain_high", "model_name", "model_version",
         "width", "height", "format", "byte_size", "sha256", "finished_at", "error",
-        "face_count",
+        "face_count", "kind",
     ]  # fmt: skip
 
 

@@ -72,7 +72,7 @@ def image_validate(*, upload: UploadedFile) -> CleanImage:
         if upload.size > max_bytes:
             raise messages.too_large(upload.size, max_bytes)
     # Read one byte past the limit: a size that lied is caught without reading the rest.
-    data = _read_at_most(upload, max_bytes + 1)
+    data = upload_read_at_most(upload, max_bytes + 1)
     if not data:
         raise messages.empty()
     if len(data) > max_bytes:
@@ -140,7 +140,8 @@ def image_validate(*, upload: UploadedFile) -> CleanImage:
     )
 
 
-def _read_at_most(upload: UploadedFile, limit: int) -> bytes:
+def upload_read_at_most(upload: UploadedFile, limit: int) -> bytes:
+    """At most `limit` bytes of the upload (images and videos alike), leaving it at its start."""
     try:
         upload.seek(0)
     except (AttributeError, OSError, ValueError):

@@ -8,6 +8,11 @@ A verdict with faces is saved with heatmap_status pending and announced at once;
 run explains each face (Grad-CAM, ml.explain) from the inputs the model saw, and saves the
 heatmaps done, or failed (the verdict stands either way). Saved only while the run still holds
 the done row (its claim token), so a re-run or a duplicate never writes a second set.
+
+A video (Detection.kind "video") is sampled, its faces judged and tracked by ml.video; its
+progress (frames done / total) is written while the run holds the claim, and its verdict, tracks
+and faces are saved like an image's: in one transaction with the conditional finish. No
+heatmaps for video.
 """
 
 from __future__ import annotations
@@ -20,17 +25,18 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from detection.events import detection_finished_announce
-from detection.models import Detection, DetectionFace
+from detection.models import Detection, DetectionFace, VideoFace, VideoTrack
 
 # Through the module, so tests can stand a fake engine in (detection.worker.engine.engine_get).
 from detection.worker import engine as worker_engine
 
 if TYPE_CHECKING:
     from ml.inference import Engine, FaceHeatmap, Prediction
+    from ml.video import VideoPrediction
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +47,17 @@ ERROR_DECODE = "The image could not be decoded by the model, so no verdict was m
 ERROR_GAVE_UP = "The model failed on this image {attempts} times; we stopped trying."
 ERROR_NO_MODEL = "No model could be loaded to analyse this image ({attempts} attempts)."
 ERROR_WORKER_LOST = "The worker stopped while processing this image {attempts} times; we gave up."
+ERROR_VIDEO_DECODE = "The video could not be decoded, so no verdict was made. {reason}"
+ERROR_VIDEO_GAVE_UP = "The model failed on this video {attempts} times; we stopped trying."
+ERROR_VIDEO_NO_MODEL = "No model could be loaded to analyse this video ({attempts} attempts)."
+ERROR_VIDEO_WORKER_LOST = (
+    "The worker stopped while processing this video {attempts} times; we gave up."
+)
+
+# The page's strip of the most suspicious frames: this many, whole frames scaled down.
+VIDEO_SNAPSHOTS = 5
+VIDEO_SNAPSHOT_SIDE = 480
+VIDEO_SNAPSHOT_QUALITY = 80
 
 Heatmap = Detection.HeatmapStatus
 
@@ -76,7 +93,13 @@ def _claim(*, detection_id: int, claim_token: str, now: dt.datetime) -> bool:
     # A row that keeps killing its worker (a poison image) is failed instead of run again.
     gave_up = rows.filter(status=Status.RUNNING, attempts__gte=max_attempts).update(
         status=Status.FAILED,
-        error=ERROR_WORKER_LOST.format(attempts=max_attempts),
+        error=Case(
+            When(
+                kind=Detection.Kind.VIDEO,
+                then=Value(ERROR_VIDEO_WORKER_LOST.format(attempts=max_attempts)),
+            ),
+            default=Value(ERROR_WORKER_LOST.format(attempts=max_attempts)),
+        ),
         finished_at=now,
         claim_token="",
     )
@@ -104,11 +127,16 @@ def detection_run(*, detection_id: int, claim_token: str | None = None) -> Detec
     if detection is None:  # deleted by its owner in the meantime
         return None
 
+    video = detection.kind == Detection.Kind.VIDEO
     try:
         engine = worker_engine.engine_get()
     except Exception as exc:  # noqa: BLE001 - any load failure: retried, then failed visibly
         # Not this image's fault: no verdict until a worker has a model.
-        return _attempt_failed(detection, mine, exc, ERROR_NO_MODEL)
+        return _attempt_failed(
+            detection, mine, exc, ERROR_VIDEO_NO_MODEL if video else ERROR_NO_MODEL
+        )
+    if video:
+        return _video_run(detection=detection, mine=mine, engine=engine)
     try:
         with default_storage.open(detection.image.name, "rb") as fh:
             content = fh.read()
@@ -310,3 +338,158 @@ def _attempt_failed(
     detection_finished_announce(detection_id=detection.id)
     detection.refresh_from_db()
     return detection
+
+
+# --- video ----------------------------------------------------------------------------------
+
+
+class _RunTakenOver(Exception):  # noqa: N818 - a signal inside the run, not an error
+    """The row is no longer this run's (taken over, or deleted): stop analysing."""
+
+
+def _video_run(
+    *, detection: Detection, mine: QuerySet[Detection], engine: Engine
+) -> Detection | None:
+    """Sample, judge and track the clip; progress written as it goes; then the verdict."""
+    from ml.video import VideoDecodeError, analyze_video
+
+    detection_id = detection.id
+    points: list[list[float | None]] = []  # the timeline so far (Detection.progress_points)
+
+    def frames_judged(batch: list[tuple[float, float | None]]) -> None:
+        points.extend([round(t, 3), None if p is None else round(p, 4)] for t, p in batch)
+
+    def progress(done: int, total: int) -> None:
+        # Conditional like every write of this run: a row taken over or deleted stops it.
+        if not mine.update(frames_done=done, frames_total=total, progress_points=list(points)):
+            raise _RunTakenOver
+
+    try:
+        with default_storage.open(detection.image.name, "rb") as fh:
+            result = analyze_video(
+                engine,
+                fh,
+                sample_fps=settings.DETECTION_VIDEO_SAMPLE_FPS,
+                max_samples=settings.DETECTION_VIDEO_MAX_SAMPLES,
+                max_frames=settings.DETECTION_VIDEO_MAX_FRAMES,
+                max_pixels=settings.DETECTION_VIDEO_MAX_PIXELS,
+                progress=progress,
+                on_frames=frames_judged,
+                snapshots=VIDEO_SNAPSHOTS,
+                snapshot_side=VIDEO_SNAPSHOT_SIDE,
+            )
+    except _RunTakenOver:
+        logger.warning("Detection %s: analysis stopped, the row was taken over", detection_id)
+        return None
+    except VideoDecodeError as exc:
+        logger.warning("Detection %s: the video could not be decoded: %s", detection_id, exc)
+        mine.update(
+            status=Status.FAILED,
+            error=ERROR_VIDEO_DECODE.format(reason=exc)[:1000],
+            finished_at=timezone.now(),
+        )
+        detection_finished_announce(detection_id=detection_id)
+        detection.refresh_from_db()
+        return detection
+    except Exception as exc:  # noqa: BLE001 - any model failure: retried, then failed visibly
+        return _attempt_failed(detection, mine, exc, ERROR_VIDEO_GAVE_UP)
+
+    snapshots = {(s.track, s.sample): _snapshot_jpeg(s.rgb) for s in result.snapshots}
+    if not _video_verdict_save(
+        detection_id=detection_id, mine=mine, result=result, snapshots=snapshots
+    ):
+        logger.warning("Detection %s: verdict dropped, the row was taken over", detection_id)
+        return None
+    detection_finished_announce(detection_id=detection_id)
+    detection.refresh_from_db()
+    logger.info(
+        "Detection %s done: %s %s (%d sampled frames, %d tracks, %.0f ms)",
+        detection_id,
+        detection.label,
+        "-" if detection.fake_probability is None else f"{detection.fake_probability:.3f}",
+        result.frames_total,
+        len(result.tracks),
+        result.inference_ms,
+    )
+    return detection
+
+
+def _snapshot_jpeg(rgb) -> bytes:
+    """A whole frame for the page's strip: at most VIDEO_SNAPSHOT_SIDE px, JPEG."""
+    import io
+
+    from PIL import Image
+
+    img = Image.fromarray(rgb)
+    img.thumbnail((VIDEO_SNAPSHOT_SIDE, VIDEO_SNAPSHOT_SIDE), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", quality=VIDEO_SNAPSHOT_QUALITY, optimize=True)
+    return buffer.getvalue()
+
+
+def _video_verdict_save(
+    *,
+    detection_id: int,
+    mine: QuerySet[Detection],
+    result: VideoPrediction,
+    snapshots: dict[tuple[int, int], bytes],
+) -> bool:
+    """The video's verdict, tracks and faces, in one transaction with the claimed update (as
+    _verdict_save: only while this run holds the row, never half, replaced on a re-run).
+    Returns False when the row was taken over."""
+    no_face = not result.tracks
+    frames = result.frames_total
+    with transaction.atomic():
+        finished = mine.update(
+            status=Status.DONE,
+            label=Detection.Label.NO_FACE if no_face else result.label,
+            fake_probability=None if no_face else _unit(result.fake_probability),
+            threshold=_unit(result.threshold),
+            uncertain_low=_unit(result.uncertain_low),
+            uncertain_high=_unit(result.uncertain_high),
+            model_name=result.model_name[:100],
+            model_version=result.model_version[:100],
+            face_box=None,
+            deciding_face=None,
+            deciding_track=None if no_face else result.deciding_track,
+            aggregate_method=result.aggregate_method[:200],
+            inference_ms=float(result.inference_ms),
+            frames_total=frames,
+            frames_done=frames,
+            finished_at=timezone.now(),
+            error="",
+            heatmap_status=Heatmap.NOT_APPLICABLE,  # no Grad-CAM for video
+        )
+        if not finished:
+            return False
+        VideoFace.objects.filter(detection_id=detection_id).delete()
+        VideoTrack.objects.filter(detection_id=detection_id).delete()
+        tracks = VideoTrack.objects.bulk_create(
+            VideoTrack(
+                detection_id=detection_id,
+                index=track.index,
+                fake_probability=_unit(track.fake_probability),
+                label=track.label,
+                max_probability=_unit(track.max_probability),
+                frames=track.frames,
+                start_s=track.start_s,
+                end_s=track.end_s,
+            )
+            for track in result.tracks
+        )
+        by_index = {track.index: track for track in tracks}
+        VideoFace.objects.bulk_create(
+            VideoFace(
+                detection_id=detection_id,
+                track=by_index[track.index],
+                sample=face.sample,
+                time_s=face.time_s,
+                box=_box(face.box),
+                fake_probability=_unit(face.fake_probability),
+                detector_confidence=float(face.detector_confidence),
+                snapshot=snapshots.get((track.index, face.sample)),
+            )
+            for track in result.tracks
+            for face in track.faces
+        )
+    return True

@@ -8,6 +8,18 @@
   var url = el.getAttribute("data-poll-url");
   var delay = 1000;
   var failures = 0;
+  // What the panel shows: its status, and for a video the frames judged so far.
+  var shown = el.getAttribute("data-status");
+
+  function swap(html) {
+    // A video keeps playing across a refresh: the playing element moves into the new panel.
+    var playing = el.querySelector("video[data-keep-video]");
+    el.innerHTML = html;
+    var fresh = el.querySelector("video[data-keep-video]");
+    if (playing && fresh && playing.getAttribute("src") === fresh.getAttribute("src")) {
+      fresh.parentNode.replaceChild(playing, fresh);
+    }
+  }
 
   function schedule() {
     // Back off slowly so a long queue does not turn into a flood of requests.
@@ -23,10 +35,14 @@
       })
       .then(function (data) {
         failures = 0;
-        if (data.status !== el.getAttribute("data-status") || data.final) {
-          el.innerHTML = data.html;
+        var state = data.status + (data.frames_done != null ? ":" + data.frames_done : "");
+        if (state !== shown || data.final) {
+          swap(data.html);
+          shown = state;
           el.setAttribute("data-status", data.status);
         }
+        // A video's progress moves by frames: ask again soon while it does.
+        if (data.frames_done != null && data.status === "running") { delay = Math.min(delay, 1500); }
         if (data.final) {
           el.setAttribute("data-poll-url", "");
           return;

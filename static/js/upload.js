@@ -10,6 +10,12 @@
   var errors = document.getElementById("client-errors");
   var submit = document.getElementById("upload-submit");
   var maxBytes = parseInt(zone.getAttribute("data-max-bytes"), 10) || 0;
+  // Videos have their own limits; the server tells them apart by content, this by type/name.
+  var videoMaxBytes = parseInt(zone.getAttribute("data-video-max-bytes"), 10) || 0;
+  var videoMaxSeconds = parseFloat(zone.getAttribute("data-video-max-seconds")) || 0;
+  var videoExtensions = [".mp4", ".m4v", ".webm", ".mov"];
+  // Problems found once a video's length is known (the browser reads it asynchronously).
+  var lateProblems = typeof Map === "function" ? new Map() : null;
   var maxFiles = parseInt(zone.getAttribute("data-max-files"), 10) || 0;
   var accepted = (zone.getAttribute("data-accept") || "").split(",").map(function (s) {
     return s.trim().toLowerCase();
@@ -23,15 +29,64 @@
     return (bytes / 1024 / 1024).toFixed(1) + " MB";
   }
 
-  function problemFor(file) {
+  function extensionOf(file) {
     var name = file.name.toLowerCase();
-    var ext = name.lastIndexOf(".") >= 0 ? name.slice(name.lastIndexOf(".")) : "";
+    return name.lastIndexOf(".") >= 0 ? name.slice(name.lastIndexOf(".")) : "";
+  }
+
+  function isVideo(file) {
+    return file.type.indexOf("video/") === 0 || videoExtensions.indexOf(extensionOf(file)) >= 0;
+  }
+
+  function durationText(seconds) {
+    if (seconds < 60) { return Math.round(seconds * 10) / 10 + " s"; }
+    var minutes = Math.floor(Math.round(seconds) / 60);
+    var rest = Math.round(seconds) % 60;
+    return minutes + " min" + (rest ? " " + rest + " s" : "");
+  }
+
+  function problemFor(file) {
+    var ext = extensionOf(file);
     if (accepted.length && accepted.indexOf(file.type) < 0 && accepted.indexOf(ext) < 0) {
-      return "not a supported image format";
+      return "not a supported image or video format";
     }
     if (file.size === 0) { return "the file is empty"; }
-    if (maxBytes && file.size > maxBytes) { return "larger than " + sizeText(maxBytes); }
-    return "";
+    var video = isVideo(file);
+    var limit = video ? videoMaxBytes : maxBytes;
+    if (limit && file.size > limit) {
+      return "larger than " + sizeText(limit) + (video ? " (the limit for a video)" : "");
+    }
+    return (lateProblems && lateProblems.get(file)) || "";
+  }
+
+  function videoPreview(file, item) {
+    // The first frame, where this browser can play the format (not every one plays HEVC or
+    // MOV); a plain video icon where it cannot. The server decides either way.
+    var video = document.createElement("video");
+    video.className = "preview-thumb";
+    video.muted = true;
+    video.preload = "metadata";
+    video.setAttribute("aria-hidden", "true");
+    var url = URL.createObjectURL(file);
+    video.src = url;
+    video.addEventListener("loadedmetadata", function () {
+      if (videoMaxSeconds && lateProblems && isFinite(video.duration) &&
+          video.duration > videoMaxSeconds + 0.5) {
+        lateProblems.set(file, "longer than " + durationText(videoMaxSeconds) + " (" +
+          durationText(video.duration) + ")");
+        URL.revokeObjectURL(url);
+        render();
+      }
+    });
+    video.addEventListener("loadeddata", function () { URL.revokeObjectURL(url); });
+    video.addEventListener("error", function () {
+      URL.revokeObjectURL(url);
+      var icon = document.createElement("span");
+      icon.className = "preview-nothumb preview-video-icon";
+      icon.textContent = "\u25B6";
+      video.replaceWith(icon);
+    });
+    item.appendChild(video);
   }
 
   function render() {
@@ -42,7 +97,9 @@
       var item = document.createElement("li");
       item.className = "preview-item";
       var problem = problemFor(file);
-      if (!problem && file.type.indexOf("image/") === 0) {
+      if (!problem && isVideo(file)) {
+        videoPreview(file, item);
+      } else if (!problem && file.type.indexOf("image/") === 0) {
         var img = document.createElement("img");
         img.alt = "";
         img.className = "preview-thumb";
@@ -85,12 +142,12 @@
       list.appendChild(item);
     });
     if (maxFiles && files.length > maxFiles) {
-      problems.unshift("At most " + maxFiles + " images per upload; you chose " + files.length + ".");
+      problems.unshift("At most " + maxFiles + " files per upload; you chose " + files.length + ".");
     }
     errors.hidden = problems.length === 0;
     errors.textContent = problems.length ? "Fix these before uploading: " + problems.join("; ") : "";
     submit.disabled = files.length === 0 || problems.length > 0;
-    submit.textContent = files.length > 1 ? "Upload and analyse " + files.length + " images" : "Upload and analyse";
+    submit.textContent = files.length > 1 ? "Upload and analyse " + files.length + " files" : "Upload and analyse";
   }
 
   function setFiles(files) {
@@ -141,7 +198,7 @@
     progressBar.value = percent;
     progressText.textContent = percent < 100
       ? "Uploading… " + percent + "% (" + sizeText(loaded) + " of " + sizeText(total) + ")"
-      : "Upload complete; checking the images…";
+      : "Upload complete; checking the files…";
   }
 
   // Large batches take a while to send: upload with XHR to show progress, then follow the

@@ -19,6 +19,7 @@ from accounts.services import api_token_create
 from accounts.tests.factories import ApiTokenFactory
 from detection.models import Detection
 from detection.tests.factories import DetectionBatchFactory, DetectionFactory
+from detection.tests.video_records import video_detection
 
 pytestmark = pytest.mark.django_db
 
@@ -28,9 +29,10 @@ class Endpoint:
     url_name: str
     method: str
     owner_status: int
-    kind: str  # what the id names: "detection", "batch" or "token"
+    kind: str  # what the id names: "detection", "batch", "token" or "video"
     api: bool = False
-    more_args: tuple[int, ...] = ()  # path arguments after the id (a face's index)
+    # path arguments after the id: a face's index, or the name of a record whose id it is
+    more_args: tuple[int | str, ...] = ()
 
 
 MATRIX = [
@@ -69,6 +71,10 @@ MATRIX = [
     # face 1's heatmap PNG
     Endpoint("detection:face-heatmap", "get", 200, "detection", more_args=(1,)),
     Endpoint("api:detection-face-heatmap", "get", 200, "detection", api=True, more_args=(1,)),
+    # a video's file (range requests) and the picture of one of its most suspicious frames
+    Endpoint("detection:video", "get", 200, "video"),
+    Endpoint("detection:video-frame", "get", 200, "video", more_args=("video_face",)),
+    Endpoint("api:detection-video", "get", 200, "video", api=True),
 ]
 
 # Id-taking URLs deliberately outside the matrix, with the reason.
@@ -118,7 +124,15 @@ def records(user):
     batch = DetectionBatchFactory(owner=user)
     DetectionFactory.create_batch(2, owner=user, batch=batch, original_name="owners-secret.jpg")
     token = ApiTokenFactory(owner=user, name="owners-secret-token")
-    return {"detection": detection, "batch": batch, "token": token}
+    video = video_detection(owner=user, done=True, original_name="owners-secret.mp4")
+    video_face = video.video_faces.filter(snapshot__isnull=False).first()
+    return {
+        "detection": detection,
+        "batch": batch,
+        "token": token,
+        "video": video,
+        "video_face": video_face,
+    }
 
 
 def _unchanged(records) -> bool:
@@ -131,7 +145,8 @@ def _unchanged(records) -> bool:
 @pytest.mark.parametrize("who", ["owner", "other", "anonymous"])
 @pytest.mark.parametrize("endpoint", MATRIX, ids=[f"{e.method} {e.url_name}" for e in MATRIX])
 def test_ownership_matrix(client, user, other_user, records, who, endpoint):
-    url = reverse(endpoint.url_name, args=[records[endpoint.kind].id, *endpoint.more_args])
+    more = [records[a].id if isinstance(a, str) else a for a in endpoint.more_args]
+    url = reverse(endpoint.url_name, args=[records[endpoint.kind].id, *more])
     if endpoint.api:
         client = APIClient()
         if who != "anonymous":

@@ -20,6 +20,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from accounts.services import api_token_create
 from deepfake_site.wsgi import application
 from detection.tests.factories import DetectionFactory
+from detection.tests.video_records import video_detection
 
 
 def _schema() -> schemathesis.BaseSchema:
@@ -65,6 +66,8 @@ def token(django_user_model, settings) -> str:
         deciding_face=2,
         faces=[{"fake_probability": 0.1, "label": "real", "box": None}, {}],
     )
+    # A done video, so the video action's whole-file and range answers are reached too.
+    video_detection(owner=user, done=True)
     _, key = api_token_create(user=user, name="schemathesis")
     return key
 

@@ -166,5 +166,5 @@ def test_the_real_engine_interface_is_what_the_worker_calls():
     """The fake stands in for ml.inference.Engine: the worker's calls exist there too."""
     from ml.inference import Engine
 
-    for name in ("predict", "heatmaps"):
+    for name in ("predict", "predict_frames", "heatmaps"):
         assert callable(getattr(Engine, name)) and callable(getattr(FakeEngine, name))
