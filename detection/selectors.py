@@ -232,24 +232,31 @@ def worker_heartbeats_fresh() -> list[WorkerHeartbeat]:
 def detection_face_heatmap_get(*, user: AbstractBaseUser, detection_id: int, index: int) -> bytes:
     """The heatmap PNG of face ``index`` of the user's detection, in one query; Http404 for
     another user's detection, a missing face and a face without a heatmap alike."""
+    return _owned_blob(
+        user=user,
+        rows=DetectionFace.objects.filter(detection_id=detection_id, index=index),
+        field="heatmap",
+        missing="No such heatmap.",
+    )
+
+
+def _owned_blob(*, user: AbstractBaseUser, rows: QuerySet, field: str, missing: str) -> bytes:
+    """One binary column of a row (among `rows`) of the user's own detection, in one query;
+    Http404 alike for another user's detection, a missing row and an empty column."""
     if not getattr(user, "is_authenticated", False):
-        raise Http404("No such heatmap.")
+        raise Http404(missing)
     try:
-        png = (
-            DetectionFace.objects.filter(
-                detection__owner=user,
-                detection_id=detection_id,
-                index=index,
-                heatmap__isnull=False,
-            )
-            .values_list("heatmap", flat=True)
+        blob = (
+            rows.filter(detection__owner=user, **{f"{field}__isnull": False})
+            .values_list(field, flat=True)
             .first()
         )
+    # An id past SQLite's integer range (OverflowError), or not a number at all.
     except (ValueError, TypeError, OverflowError):
-        png = None
-    if not png:
-        raise Http404("No such heatmap.")
-    return bytes(png)
+        blob = None
+    if not blob:
+        raise Http404(missing)
+    return bytes(blob)
 
 
 # --- Shared reports -------------------------------------------------------------------------
@@ -487,21 +494,9 @@ def detection_video_get(*, user: AbstractBaseUser, detection_id: int) -> Detecti
 def detection_video_frame_get(*, user: AbstractBaseUser, detection_id: int, face_id: int) -> bytes:
     """The picture the worker kept of one face's frame (JPEG) of the user's video, in one
     query; Http404 for another user's video, a missing face and a face without one alike."""
-    if not getattr(user, "is_authenticated", False):
-        raise Http404("No such frame.")
-    try:
-        jpeg = (
-            VideoFace.objects.filter(
-                detection__owner=user,
-                detection_id=detection_id,
-                id=face_id,
-                snapshot__isnull=False,
-            )
-            .values_list("snapshot", flat=True)
-            .first()
-        )
-    except (ValueError, TypeError, OverflowError):
-        jpeg = None
-    if not jpeg:
-        raise Http404("No such frame.")
-    return bytes(jpeg)
+    return _owned_blob(
+        user=user,
+        rows=VideoFace.objects.filter(detection_id=detection_id, id=face_id),
+        field="snapshot",
+        missing="No such frame.",
+    )

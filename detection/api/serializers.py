@@ -558,7 +558,7 @@ class DetectionSerializer(serializers.ModelSerializer):
 
 class DetectionCreatedItemSerializer(DetectionSerializer):
     class Meta(DetectionSerializer.Meta):
-        fields = ["id", "status", "url", "page_url", "original_name"]
+        fields = ["id", "kind", "status", "url", "page_url", "original_name"]
         read_only_fields = fields
 
 

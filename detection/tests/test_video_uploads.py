@@ -601,7 +601,7 @@ def test_a_clip_uploaded_through_the_api(token_client, settings):
     )
     assert response.status_code == 202, response.content
     [item] = response.json()["detections"]
-    assert item["status"] == "pending"
+    assert (item["status"], item["kind"]) == ("pending", "video")
     assert Detection.objects.get().format == "WEBM"
     detail = token_client.get(item["url"]).json()
     assert detail["kind"] == "video" and detail["format"] == "WEBM"

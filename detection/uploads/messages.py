@@ -85,17 +85,21 @@ def unidentified(data: bytes) -> ValidationError:
     return not_an_image()
 
 
-def request_too_large(*, limit: int, max_files: int, max_bytes: int) -> ValidationError:
+def request_too_large(
+    *, limit: int, max_files: int, max_bytes: int, max_video_bytes: int
+) -> ValidationError:
     return ValidationError(
         _(
             "The upload is too large in all; the limit is %(limit)s per request "
-            "(%(max_files)d images of at most %(max_bytes)s)."
+            "(up to %(max_files)d files: images of at most %(max_bytes)s, videos of at most "
+            "%(max_video_bytes)s)."
         ),
         code="too_large",
         params={
             "limit": filesizeformat(limit),
             "max_files": max_files,
             "max_bytes": filesizeformat(max_bytes),
+            "max_video_bytes": filesizeformat(max_video_bytes),
         },
     )
 

@@ -55,6 +55,7 @@ class UploadLimitHandler(FileUploadHandler):
                     limit=settings.DETECTION_MAX_REQUEST_BYTES,
                     max_files=settings.DETECTION_MAX_FILES_PER_REQUEST,
                     max_bytes=settings.DETECTION_MAX_UPLOAD_BYTES,
+                    max_video_bytes=settings.DETECTION_VIDEO_MAX_BYTES,
                 )
             )
 

@@ -90,3 +90,50 @@ def _live_server_media_url():
 @pytest.fixture(scope="session")
 def live_server(_live_server_media_url, live_server):
     return live_server
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Real Chromium. Playwright's sync API runs an event loop in this thread; the ORM calls the
+    tests make from here are still plain synchronous code."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def session_cookie(user, live_server) -> dict:
+    """A signed-in session of `user` as a cookie for a browser context on the live server."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return {"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}
+
+
+def csp_watched_page(context, *, timeout_ms: int = 20_000):
+    """A new page of `context` whose `.blocked` lists what the Content-Security-Policy blocked."""
+    page = context.new_page()
+    page.set_default_timeout(timeout_ms)
+    page.blocked = []
+    page.on(
+        "console",
+        lambda m: page.blocked.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    return page
+
+
+def sign_in(page, base: str, user, password: str) -> None:
+    """Sign in through the real form; it lands on the upload page."""
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", user.username)
+    page.fill("input[name=password]", password)
+    page.locator("main form [type=submit]").click()
+    page.wait_for_url(f"{base}/upload/")

@@ -14,7 +14,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from tests.e2e.test_share_browser import _signed_in_context, _watch_csp, browser  # noqa: F401
+from tests.e2e.test_share_browser import _signed_in_context, _watch_csp
 from tests.face_images import face_image_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -58,7 +58,7 @@ def old_verdict(user):
     return detection
 
 
-def test_report_recheck_and_model_cards(live_server, browser, user, old_verdict, published):  # noqa: F811
+def test_report_recheck_and_model_cards(live_server, browser, user, old_verdict, published):
     from detection import model_cards
     from detection.models import Detection, DetectionFeedback
     from detection.tests.factories import DetectionFaceFactory

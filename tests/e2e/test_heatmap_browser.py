@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
-from django.test import Client
 
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import session_cookie
 from tests.face_images import face_image_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -34,26 +33,15 @@ def real_engine():
 
 
 @pytest.fixture
-def page(monkeypatch, live_server, user):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    client = Client()
-    client.force_login(user)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
-        context.add_cookies(
-            [{"name": "sessionid", "value": client.cookies["sessionid"].value,
-              "url": live_server.url}]
-        )  # fmt: skip
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+def page(browser, live_server, user):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.add_cookies([session_cookie(user, live_server)])
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 def test_heatmap_arrives_after_the_verdict_and_shows_on_request(

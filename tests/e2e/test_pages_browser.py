@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import csp_watched_page, sign_in
 
 pytestmark = [pytest.mark.slow]
 
@@ -21,36 +21,15 @@ PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
-def page(monkeypatch, transactional_db):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        # A viewer in Paris, while the server speaks UTC.
-        context = browser.new_context(
-            viewport={"width": 1200, "height": 900}, timezone_id="Europe/Paris"
-        )
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.blocked = []  # what the Content-Security-Policy blocked
-        page.on(
-            "console",
-            lambda m: page.blocked.append(m.text) if "Content Security Policy" in m.text else None,
-        )
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-
-
-def _sign_in(page, base: str, user, password: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", user.username)
-    page.fill("input[name=password]", password)
-    page.locator("main form [type=submit]").click()
-    page.wait_for_url(f"{base}/upload/")
+def page(browser, transactional_db):
+    # A viewer in Paris, while the server speaks UTC.
+    context = browser.new_context(
+        viewport={"width": 1200, "height": 900}, timezone_id="Europe/Paris"
+    )
+    try:
+        yield csp_watched_page(context)
+    finally:
+        context.close()
 
 
 def _no_sideways_scroll(page) -> None:
@@ -66,7 +45,7 @@ def test_history_select_all_and_local_times(live_server, page, user, password):
     for number in range(3):
         DetectionFactory(owner=user, done=True, original_name=f"holiday-{number}.jpg")
     base = live_server.url
-    _sign_in(page, base, user, password)
+    sign_in(page, base, user, password)
     page.goto(f"{base}/history/")
 
     # Times: the viewer's zone, with its name; the server's time in the tooltip.
@@ -107,7 +86,7 @@ def test_faces_table_on_a_phone(live_server, page, user, password):
 
     detection = detection_with_three_faces(owner=user, original_name="group-photo.jpg")
     base = live_server.url
-    _sign_in(page, base, user, password)
+    sign_in(page, base, user, password)
     page.set_viewport_size(PHONE)
     page.goto(f"{base}/detections/{detection.id}/")
     table = page.locator("#faces-table")
@@ -125,7 +104,7 @@ def test_faces_table_on_a_phone(live_server, page, user, password):
 
 def test_new_token_fills_the_api_examples_in_this_tab_only(live_server, page, user, password):
     base = live_server.url
-    _sign_in(page, base, user, password)
+    sign_in(page, base, user, password)
 
     # Without a new token the example keeps its placeholder.
     page.goto(f"{base}/api-help/")
@@ -174,7 +153,7 @@ def test_new_token_fills_the_api_examples_in_this_tab_only(live_server, page, us
 
 def test_revoked_token_is_forgotten_by_the_account_page(live_server, page, user, password):
     base = live_server.url
-    _sign_in(page, base, user, password)
+    sign_in(page, base, user, password)
     page.goto(f"{base}/accounts/profile/")
     page.fill("input[name=name]", "short-lived")
     page.click("text=Create token")

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core.files.base import ContentFile
-from django.test import Client
 from PIL import Image
 
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import session_cookie
 from tests.face_images import face_image_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
@@ -54,20 +53,6 @@ def _heatmap_png() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls made from here
-    # are still plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
 
 @pytest.fixture
 def done_detection(user):
@@ -93,15 +78,11 @@ def done_detection(user):
 
 def _signed_in_context(browser, live_server, user):
     """A browser context with `user`'s session (sessions live in the database)."""
-    client = Client()
-    client.force_login(user)
     context = browser.new_context(
         viewport={"width": 1200, "height": 1000},
         permissions=["clipboard-read", "clipboard-write"],
     )
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
+    context.add_cookies([session_cookie(user, live_server)])
     return context
 
 

@@ -16,12 +16,10 @@ import re
 from pathlib import Path
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
+from tests.e2e.conftest import session_cookie
 from tests.e2e.test_browser import (  # noqa: F401 - fixtures
-    CHROMIUM,
-    CHROMIUM_ARGS,
     _sign_up,
     browser_page,
     csp_violations,
@@ -35,26 +33,10 @@ DESKTOP = {"width": 1200, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture
-def browser(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
 
 def _signed_in_page(browser, live_server, user, viewport: dict, violations: list[str]):
-    client = Client()
-    client.force_login(user)
     context = browser.new_context(viewport=viewport)
-    context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
-    )
+    context.add_cookies([session_cookie(user, live_server)])
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.on(

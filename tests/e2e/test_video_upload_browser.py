@@ -9,45 +9,24 @@ import re
 import pytest
 
 from detection.tests import hostile_video as hv
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import csp_watched_page, sign_in
 
 pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture
-def page(monkeypatch, transactional_db):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def page(browser, monkeypatch, transactional_db):
     # Run messages are recorded, not sent: no worker reads them in this test.
     sent: list[int] = []
     monkeypatch.setattr(
         "detection.publish.detection_run_publish",
         lambda *, detection_id: sent.append(detection_id) or f"message-{detection_id}",
     )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1200, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.blocked = []  # what the Content-Security-Policy blocked
-        page.on(
-            "console",
-            lambda m: page.blocked.append(m.text) if "Content Security Policy" in m.text else None,
-        )
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-
-
-def _sign_in(page, base: str, user, password: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", user.username)
-    page.fill("input[name=password]", password)
-    page.locator("main form [type=submit]").click()
-    page.wait_for_url(f"{base}/upload/")
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        yield csp_watched_page(context)
+    finally:
+        context.close()
 
 
 def test_a_clip_is_previewed_checked_and_uploaded(
@@ -61,7 +40,7 @@ def test_a_clip_is_previewed_checked_and_uploaded(
     long = tmp_path / "long.webm"
     long.write_bytes(hv.clip("webm", seconds=5.0))
     base = live_server.url
-    _sign_in(page, base, user, password)
+    sign_in(page, base, user, password)
     assert "Videos: MP4, WEBM, MOV" in page.locator("#upload-limits").inner_text()
 
     # Too long: flagged once the browser has read the clip's length; nothing can be sent.
