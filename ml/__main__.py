@@ -1,5 +1,6 @@
 """Command line: ``python -m ml {train,loso,calibrate,serving,evaluate,evaluate-video,predict,
-benchmark,annotate}``."""
+benchmark,annotate,export-web,
+web-parity}``."""
 
 from __future__ import annotations
 
@@ -203,6 +204,23 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--comparison-md", default=None, help="markdown file with the comparison")
     a.add_argument("--comparison-baseline", default=None, metavar="NAME",
                    help="what the comparison compares with (default: the registry's baseline)")
+
+    w = sub.add_parser("export-web", help="write the model and the face detector for the "
+                                          "browser (the private check)")
+    w.add_argument("--model-dir", default=None,
+                   help="model directory (default: the shipped model)")
+    w.add_argument("--out", default=None,
+                   help="folder to write (default: static/private-check/model)")
+    wp = sub.add_parser("web-parity", help="the browser model against the server engine, in "
+                                           "headless Chromium (figures for the model card)")
+    wp.add_argument("--data", default="../shared/datasets/faces128")
+    wp.add_argument("--per-source", type=int, default=20,
+                    help="test images per source, half real, half fake")
+    wp.add_argument("--model-dir", default=None)
+    wp.add_argument("--chromium", default="/usr/bin/chromium")
+    wp.add_argument("--json", default=None, help="write every image's comparison here")
+    wp.add_argument("--write-card", action="store_true",
+                    help="record the figures in the model card (browser_parity)")
     return ap
 
 
@@ -378,6 +396,30 @@ def main(argv=None) -> int:
         if args.comparison_baseline:
             card["comparison_baseline"] = args.comparison_baseline
         write_card(args.model, card)
+        return 0
+
+    if args.cmd == "export-web":
+        from .export_web import ExportError, export_web
+
+        try:
+            export_web(args.model_dir, args.out, progress=_say)
+        except (ExportError, FileNotFoundError) as exc:
+            return _fail(str(exc))
+        return 0
+    if args.cmd == "web-parity":
+        from pathlib import Path
+
+        from .web_parity import card_record, run
+
+        result = run(data=Path(args.data), per_source=args.per_source,
+                     model_dir=args.model_dir, chromium=args.chromium)
+        summary = result["summary"]
+        print(json.dumps({k: v for k, v in summary.items() if k != "per_source"}, indent=2))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+        if args.write_card:
+            card_record(args.model_dir, summary)
+            _say("recorded in the model card (browser_parity)")
         return 0
     return 2  # pragma: no cover
 

@@ -139,6 +139,7 @@ def render_markdown(card: dict) -> str:
     out += _ablation_lines(card)
     out += _calibration_lines(card)
     out += _serving_lines(card)
+    out += _browser_lines(card)
     extra = card.get("extra_evaluations")
     if extra:
         out += ["", "## Further evaluations", ""]
@@ -261,6 +262,37 @@ def _serving_lines(card: dict) -> list[str]:
         out.append(f"| {s} | {m['n']} | {_f(m['no_face_rate'], 4)} | {_f(m['roc_auc'])} | "
                    f"{_f(m.get('roc_auc_training_path'))} | "
                    f"{_f(m.get('mean_abs_diff_vs_training_path'))} |")
+    return out + [""]
+
+
+def _browser_lines(card: dict) -> list[str]:
+    bp = card.get("browser_parity")
+    if not bp:
+        return []
+    out = ["", "## In the browser (private check)", "",
+           "The private check runs this model and the same face step (MTCNN's three networks) "
+           "in the visitor's browser on TF.js, exported by `python -m ml export-web`; the image "
+           "never leaves the device. The browser decodes and resizes the image itself "
+           "(Lanczos, the same fixed-point arithmetic as Pillow), so its P(fake) can differ "
+           "slightly from the server's.", "",
+           f"- stated tolerance: |P(fake) browser - P(fake) server| <= {_f(bp.get('tolerance'))} "
+           "per face (checked by `tests/e2e/test_private_parity.py` in real Chromium)",
+           f"- measured on {bp.get('images')} images ({bp.get('faces_paired')} faces paired by "
+           f"box): max difference {_f(bp.get('max_abs_diff'), 5)}, mean "
+           f"{_f(bp.get('mean_abs_diff'), 6)}, 95th percentile {_f(bp.get('p95_abs_diff'), 5)}; "
+           f"same label on {_f(100 * (bp.get('label_agreement') or 0), 1)} % of images; faces "
+           f"found on one side only: server {bp.get('faces_server_only')}, browser "
+           f"{bp.get('faces_browser_only')}; largest box difference {bp.get('max_box_px')} px",
+           f"- download: {_f((bp.get('download_bytes') or 0) / 1e6, 2)} MB (model and face "
+           "step), cached by the browser",
+           f"- time per image (decode, faces, model): median {_f(bp.get('browser_ms_median'), 0)} "
+           f"ms in headless Chromium {bp.get('chromium', '')} on the {bp.get('backend')} backend; "
+           f"server engine {_f(bp.get('server_ms_median'), 0)} ms, same machine",
+           f"- measured {bp.get('measured')} with `{bp.get('command')}`", "",
+           "| source | images | max abs diff | same label |", "|---|---:|---:|---:|"]
+    for s, m in (bp.get("per_source") or {}).items():
+        out.append(f"| {s} | {m['images']} | {_f(m.get('max_abs_diff'), 5)} | "
+                   f"{_f(100 * m['label_agreement'], 1)} % |")
     return out + [""]
 
 
