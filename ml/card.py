@@ -265,6 +265,11 @@ def _serving_lines(card: dict) -> list[str]:
     return out + [""]
 
 
+def _e(v) -> str:
+    """A tiny difference, readable: 5.7e-07."""
+    return "n/a" if v is None else f"{float(v):.1e}"
+
+
 def _browser_lines(card: dict) -> list[str]:
     bp = card.get("browser_parity")
     if not bp:
@@ -278,20 +283,21 @@ def _browser_lines(card: dict) -> list[str]:
            f"- stated tolerance: |P(fake) browser - P(fake) server| <= {_f(bp.get('tolerance'))} "
            "per face (checked by `tests/e2e/test_private_parity.py` in real Chromium)",
            f"- measured on {bp.get('images')} images ({bp.get('faces_paired')} faces paired by "
-           f"box): max difference {_f(bp.get('max_abs_diff'), 5)}, mean "
-           f"{_f(bp.get('mean_abs_diff'), 6)}, 95th percentile {_f(bp.get('p95_abs_diff'), 5)}; "
+           f"box): max difference {_e(bp.get('max_abs_diff'))}, mean "
+           f"{_e(bp.get('mean_abs_diff'))}, 95th percentile {_e(bp.get('p95_abs_diff'))}; "
            f"same label on {_f(100 * (bp.get('label_agreement') or 0), 1)} % of images; faces "
            f"found on one side only: server {bp.get('faces_server_only')}, browser "
            f"{bp.get('faces_browser_only')}; largest box difference {bp.get('max_box_px')} px",
-           f"- download: {_f((bp.get('download_bytes') or 0) / 1e6, 2)} MB (model and face "
-           "step), cached by the browser",
+           f"- download: {int(bp.get('download_bytes') or 0):,} bytes (model and face step), "
+           "cached by the browser",
            f"- time per image (decode, faces, model): median {_f(bp.get('browser_ms_median'), 0)} "
            f"ms in headless Chromium {bp.get('chromium', '')} on the {bp.get('backend')} backend; "
            f"server engine {_f(bp.get('server_ms_median'), 0)} ms, same machine",
            f"- measured {bp.get('measured')} with `{bp.get('command')}`", "",
            "| source | images | max abs diff | same label |", "|---|---:|---:|---:|"]
     for s, m in (bp.get("per_source") or {}).items():
-        out.append(f"| {s} | {m['images']} | {_f(m.get('max_abs_diff'), 5)} | "
+        name = "made scenes (resize, crop, three faces)" if s == "scene" else s
+        out.append(f"| {name} | {m['images']} | {_e(m.get('max_abs_diff'))} | "
                    f"{_f(100 * m['label_agreement'], 1)} % |")
     return out + [""]
 

@@ -55,7 +55,7 @@ import { engineLoad } from "/static/js/private-check/engine.js";
 import { imageDecode } from "/static/js/private-check/decode.js";
 let engine = null;
 window.harnessReady = engineLoad({
-  baseUrl: "%(model_url)s", wasmPath: "/static/vendor/tfjs/", onProgress() {},
+  baseUrl: "%(model_url)s", onProgress() {},
 }).then((e) => { engine = e; return e.backend; });
 window.harnessPredict = async (b64) => {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
