@@ -52,6 +52,13 @@ API_DOCS_POLICY = "; ".join(
     ]
 )
 
+# The Private check page (detection.views.private_check) runs the model in the browser on
+# TensorFlow.js's WebAssembly backend: compiling WebAssembly needs 'wasm-unsafe-eval' (it allows no
+# JavaScript eval). All else is the page policy, connect-src included ('self', by default-src).
+PRIVATE_CHECK_POLICY = PAGE_POLICY.replace(
+    "script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", 1
+)
+
 # Nothing on the site uses these browser features: no page (or script injected into one) may.
 PERMISSIONS_POLICY = ", ".join(
     f"{feature}=()"

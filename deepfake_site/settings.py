@@ -191,6 +191,11 @@ DETECTION_MAX_PIXELS = env.int("DETECTION_MAX_PIXELS", default=40_000_000)
 # Faces judged per image, largest first: each costs a model call, and a crowd photo would
 # otherwise hold a worker for seconds.
 DETECTION_MAX_FACES = env.int("DETECTION_MAX_FACES", default=10)
+# The browser model of the private check page (python -m ml export-web writes it): its manifest's
+# version and thresholds judge the verdicts browsers save. Not read from the environment: the
+# page serves this very folder as static files, so it cannot live elsewhere (tests point it at
+# their own manifests).
+DETECTION_WEB_MODEL_DIR = str(BASE_DIR / "static" / "private-check" / "model")
 # C2PA Content Credentials are checked against these root certificates (a PEM file, such as the
 # C2PA trust list); empty: signatures are still verified, but no signer is reported as trusted.
 DETECTION_C2PA_TRUST_ANCHORS = env.str("DETECTION_C2PA_TRUST_ANCHORS", default="")

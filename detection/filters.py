@@ -111,9 +111,9 @@ class DetectionFilterSet(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(
         choices=Detection.Status.choices, empty_label="Any status", label="Status"
     )
-    # images, videos, or both (blank).
+    # images, videos, private checks, or all (blank).
     kind = django_filters.ChoiceFilter(
-        choices=Detection.Kind.choices, empty_label="Images and videos", label="Type"
+        choices=Detection.Kind.choices, empty_label="Any type", label="Type"
     )
     created_after = DayBoundFilter(
         field_name="created_at",

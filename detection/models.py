@@ -42,6 +42,12 @@ class WorkerHeartbeat(models.Model):
 # Every stored upload lives below this folder of the default storage.
 UPLOADS_DIR = "uploads"
 
+# The 404 of what needs a private check's image (file, thumbnail, PDF), pages and API alike.
+PRIVATE_NO_IMAGE = (
+    "This is a private check: the image never left the browser that checked it, so the server "
+    "has no image of it."
+)
+
 
 def detection_upload_to(instance: Detection, filename: str) -> str:
     """A random name in a dated folder: the uploader's file name never reaches the disk."""
@@ -101,6 +107,11 @@ class Detection(models.Model):
     class Kind(models.TextChoices):
         IMAGE = "image", "Image"
         VIDEO = "video", "Video"
+        # A verdict the browser made on the private check page (/private-check/) and the owner
+        # chose to save: the image never left their device, so there is no stored file (`image`
+        # blank, by constraint), no thumbnail, no heatmaps; detection_private_save says which
+        # intake fields it fills and how.
+        PRIVATE = "private", "Private check"
 
     FINAL_STATUSES = (Status.DONE, Status.FAILED)
 
@@ -114,9 +125,10 @@ class Detection(models.Model):
         blank=True,
         related_name="detections",
     )
-    # An image or a video clip; the stored file is in `image` either way.
+    # An image or a video clip; the stored file is in `image` either way. A private check has
+    # none (blank).
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.IMAGE)
-    image = models.FileField(upload_to=detection_upload_to, max_length=255)
+    image = models.FileField(upload_to=detection_upload_to, max_length=255, blank=True)
     original_name = models.CharField(max_length=255, blank=True)
     sha256 = models.CharField(max_length=64)
     width = models.PositiveIntegerField()
@@ -272,6 +284,11 @@ class Detection(models.Model):
                 condition=models.Q(deciding_face__isnull=True) | models.Q(deciding_face__gte=1),
                 name="detection_deciding_face_numbered_from_1",
             ),
+            # A private check's image never reached the server: its row can hold no file.
+            models.CheckConstraint(
+                condition=~models.Q(kind="private") | models.Q(image=""),
+                name="detection_private_has_no_image",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -280,6 +297,11 @@ class Detection(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+    @property
+    def is_private(self) -> bool:
+        """A verdict made in the owner's browser: no stored image, thumbnail or heatmap."""
+        return self.kind == self.Kind.PRIVATE
 
     @property
     def fake_percent(self) -> float | None:

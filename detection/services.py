@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
+import math
 import os
 import re
 import secrets
@@ -29,6 +30,7 @@ from PIL import Image
 from detection import publish
 from detection.model_cards import model_version_current
 from detection.models import (
+    PRIVATE_NO_IMAGE,
     UPLOADS_DIR,
     Detection,
     DetectionBatch,
@@ -45,10 +47,22 @@ from detection.uploads.fingerprint import (
     image_thumbnail,
 )
 from detection.uploads.messages import naming_file
+from detection.web_model import web_model_get
 
 logger = logging.getLogger(__name__)
 
 Status = Detection.Status
+
+def _private_refuse(detection: Detection, *, action: str) -> None:
+    """Refuse, as a conflict with the detection's state (code "private_check"), what needs the
+    stored image when the detection is a private check (it has none)."""
+    if detection.kind == Detection.Kind.PRIVATE:
+        raise ValidationError(
+            "A private check cannot be %(action)s: the image never left the browser that "
+            "checked it, so the server does not have it.",
+            code="private_check",
+            params={"action": action},
+        )
 
 # --- create and enqueue ---------------------------------------------------------------------
 
@@ -455,7 +469,7 @@ def detection_thumbnail_get(*, user: AbstractBaseUser, detection_id: int) -> byt
     try:
         row = (
             Detection.objects.filter(owner=user, id=detection_id)
-            .values_list("thumbnail", "image")
+            .values_list("thumbnail", "image", "kind")
             .first()
             if getattr(user, "is_authenticated", False)
             else None
@@ -464,7 +478,9 @@ def detection_thumbnail_get(*, user: AbstractBaseUser, detection_id: int) -> byt
         row = None
     if row is None:
         raise Http404("No such detection.")
-    thumbnail, name = row
+    thumbnail, name, kind = row
+    if kind == Detection.Kind.PRIVATE:
+        raise Http404(PRIVATE_NO_IMAGE)
     if thumbnail:
         return bytes(thumbnail)
     try:
@@ -487,6 +503,7 @@ def detection_rerun(*, user: AbstractBaseUser, detection_id: int) -> Detection:
     are a 404; a detection that ran and is done (or still running) is refused with a
     ValidationError (re-checking with a newer model keeps the old verdict: detection_recheck)."""
     detection = detection_get(user=user, detection_id=detection_id)
+    _private_refuse(detection, action="run again on the server")
     rerunnable = detection.status == Status.FAILED or (
         detection.status == Status.DONE and detection.reused_from_id is not None
     )
@@ -539,6 +556,7 @@ def detection_share_create(*, user: AbstractBaseUser, detection_id: int) -> Dete
     with transaction.atomic():
         # Locks the detection's row (PostgreSQL): two clicks at once make one link, not two.
         detection = detection_get(user=user, detection_id=detection_id)
+        _private_refuse(detection, action="shared")
         Detection.objects.select_for_update().filter(id=detection.id).first()
         share = detection.shares.filter(revoked_at__isnull=True).first()
         if share is None:
@@ -563,6 +581,8 @@ Truth = DetectionFeedback.Truth
 
 
 def _feedback_check(*, detection: Detection, truth: str, note: str) -> None:
+    # A report is tested against its image (export_feedback): a private check has none.
+    _private_refuse(detection, action="reported as wrong")
     if detection.status != Status.DONE:
         raise ValidationError(
             "This detection has no verdict yet, so there is nothing to report.", code="no_verdict"
@@ -654,6 +674,7 @@ def detection_recheck(*, user: AbstractBaseUser, detection_id: int) -> tuple[Det
     model, or the current model cannot be told; Http404 for another user's detection.
     """
     detection = detection_get(user=user, detection_id=detection_id)
+    _private_refuse(detection, action="re-checked on the server")
     if detection.status != Status.DONE:
         raise ValidationError(
             "Only a finished verdict can be re-checked; this detection is %(status)s.",
@@ -853,3 +874,211 @@ def _video_fields(clean: object) -> dict[str, object]:
         "frame_count": clean.frame_count,
         "video_codec": clean.video_codec,
     }
+
+
+# --- Private checks -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrivateFace:
+    """One face of a verdict a browser made: what it reports, before the server judges it."""
+
+    box: tuple[int, int, int, int]
+    fake_probability: float
+    detector_confidence: float | None = None
+
+
+def _private_probability(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and 0.0 <= value <= 1.0 else None
+
+
+def _private_faces(
+    *, faces: Sequence[PrivateFace | dict], width: int, height: int, max_faces: int
+) -> list[PrivateFace]:
+    """The faces a browser reported, checked (the API's serializer checks their shape too; this
+    keeps the rules whoever calls), largest first as the server numbers them."""
+    if not isinstance(faces, list | tuple):
+        raise ValidationError(
+            {"faces": ValidationError("Send a list of faces.", code="not_a_list")}
+        )
+    if len(faces) > max_faces:
+        raise ValidationError(
+            {"faces": ValidationError(
+                "At most %(max)d faces are judged per image; %(count)d were sent.",
+                code="too_many_faces",
+                params={"max": max_faces, "count": len(faces)},
+            )}
+        )
+    checked: list[PrivateFace] = []
+    errors: dict[str, ValidationError] = {}
+    for number, face in enumerate(faces):
+        if isinstance(face, dict):
+            box, p, confidence = (
+                face.get("box"), face.get("fake_probability"), face.get("detector_confidence")
+            )
+        else:
+            box, p, confidence = face.box, face.fake_probability, face.detector_confidence
+        where = f"faces[{number}]"
+        if (
+            not isinstance(box, list | tuple)
+            or len(box) != 4
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in box)
+        ):
+            errors[f"{where}.box"] = ValidationError(
+                "A box is four whole numbers: [x, y, width, height].", code="invalid_box"
+            )
+        else:
+            x, y, w, h = box
+            # One pixel of slack past the far edges: the face step (ml.faces, mtcnn.js alike)
+            # rounds a clipped box's corner and its size separately, which can add one.
+            if x < 0 or y < 0 or w < 1 or h < 1 or x + w > width + 1 or y + h > height + 1:
+                errors[f"{where}.box"] = ValidationError(
+                    "The box must lie inside the %(width)d × %(height)d image, with a positive "
+                    "width and height.",
+                    code="box_outside",
+                    params={"width": width, "height": height},
+                )
+        probability = _private_probability(p)
+        if probability is None:
+            errors[f"{where}.fake_probability"] = ValidationError(
+                "P(fake) must be a number from 0 to 1.", code="invalid_probability"
+            )
+        if confidence is not None and _private_probability(confidence) is None:
+            errors[f"{where}.detector_confidence"] = ValidationError(
+                "The detector's confidence must be a number from 0 to 1, or null.",
+                code="invalid_probability",
+            )
+        if not any(key.startswith(f"{where}.") for key in errors):
+            checked.append(
+                PrivateFace(
+                    box=tuple(int(v) for v in box),
+                    fake_probability=probability,
+                    detector_confidence=None if confidence is None else float(confidence),
+                )
+            )
+    if errors:
+        raise ValidationError(errors)
+    # Numbered as the server numbers faces: largest first (stable, so a browser that already
+    # sends them so keeps its numbers).
+    checked.sort(key=lambda f: f.box[2] * f.box[3], reverse=True)
+    return checked
+
+
+def detection_private_save(
+    *,
+    owner: AbstractBaseUser,
+    model_version: str,
+    width: int,
+    height: int,
+    faces: Sequence[PrivateFace | dict],
+    inference_ms: float,
+) -> Detection:
+    """Save a verdict the owner's browser made on the private check page, without the image
+    (it never left their device), as a done Detection of kind "private".
+
+    Only what the browser measured is taken from it: the image's size, each face's box, P(fake)
+    and detector confidence, and how long it took. The labels are the server's: each face's from
+    its P(fake) by the browser model's decision rule (web_model: the manifest's threshold and
+    uncertain band), the image's from its most suspicious face, "no_face" (no probability)
+    without a face; a label a client sends is never read. The row says which model made it
+    (model_name/model_version from the manifest) and stores that rule with it, as the worker
+    does. Intake fields without an image stay empty: original_name, sha256 and format blank,
+    byte_size 0, no thumbnail, no perceptual hash, no provenance, no heatmaps.
+
+    Raises ValidationError: code "model_unavailable" when no browser model is installed,
+    "stale_model" when `model_version` is not the one the page serves now (a page loaded before
+    a new export), and per field ("width", "faces[0].box", ...) for malformed input.
+    """
+    model = web_model_get()
+    if model is None:
+        raise ValidationError(
+            "The private check's browser model is not installed on this server, so its "
+            "verdicts cannot be saved.",
+            code="model_unavailable",
+        )
+    if not isinstance(model_version, str) or model_version != model.version:
+        raise ValidationError(
+            "This verdict was made by browser model %(sent)s, but the private check now serves "
+            "%(current)s: reload the page and check the image again to save a verdict.",
+            code="stale_model",
+            params={"sent": str(model_version)[:100] or "(none)", "current": model.version},
+        )
+    errors: dict[str, ValidationError] = {}
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            errors[name] = ValidationError(
+                "The image's %(name)s in pixels: a whole number, at least 1.",
+                code="invalid_size",
+                params={"name": name},
+            )
+    if not errors and width * height > settings.DETECTION_MAX_PIXELS:
+        errors["width"] = ValidationError(
+            "%(width)d × %(height)d is more than the %(max)d pixels an image may have.",
+            code="too_many_pixels",
+            params={"width": width, "height": height, "max": settings.DETECTION_MAX_PIXELS},
+        )
+    ms = inference_ms
+    if isinstance(ms, bool) or not isinstance(ms, int | float) or not math.isfinite(ms) or ms < 0:
+        errors["inference_ms"] = ValidationError(
+            "The time the browser took, in milliseconds: a number, at least 0.",
+            code="invalid_time",
+        )
+    if errors:
+        raise ValidationError(errors)
+    checked = _private_faces(
+        faces=faces,
+        width=width,
+        height=height,
+        max_faces=min(model.max_faces, settings.DETECTION_MAX_FACES),
+    )
+    labels = [model.label_for(face.fake_probability) for face in checked]
+    deciding = (
+        max(range(len(checked)), key=lambda i: checked[i].fake_probability) if checked else None
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        detection = Detection.objects.create(
+            owner=owner,
+            kind=Detection.Kind.PRIVATE,
+            sha256="",
+            width=width,
+            height=height,
+            format="",
+            byte_size=0,
+            status=Status.DONE,
+            label=labels[deciding] if deciding is not None else Detection.Label.NO_FACE,
+            fake_probability=checked[deciding].fake_probability if deciding is not None else None,
+            model_name=model.name,
+            model_version=model.version,
+            threshold=model.threshold,
+            uncertain_low=model.uncertain_low,
+            uncertain_high=model.uncertain_high,
+            face_box=list(checked[deciding].box) if deciding is not None else None,
+            deciding_face=deciding + 1 if deciding is not None else None,
+            inference_ms=float(ms),
+            created_at=now,
+            started_at=now,
+            finished_at=now,
+        )
+        DetectionFace.objects.bulk_create(
+            DetectionFace(
+                detection=detection,
+                index=number,
+                box=list(face.box),
+                fake_probability=face.fake_probability,
+                label=label,
+                detector_confidence=face.detector_confidence,
+            )
+            for number, (face, label) in enumerate(zip(checked, labels, strict=True), start=1)
+        )
+    logger.info(
+        "Private check saved as detection %s (%s, %d faces)",
+        detection.id,
+        detection.label,
+        len(checked),
+        extra={"detection_id": str(detection.id)},
+    )
+    return detection_get(user=owner, detection_id=detection.id)

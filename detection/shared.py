@@ -12,7 +12,7 @@ from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 
 from detection import throttles
-from detection.models import Detection
+from detection.models import PRIVATE_NO_IMAGE, Detection
 from detection.uploads import ACCEPT_ATTR, ALLOWED_FORMATS, VIDEO_ACCEPT_ATTR, VIDEO_FORMATS
 from detection.uploads.fingerprint import THUMBNAIL_CONTENT_TYPE
 from detection.uploads.video_messages import seconds_text
@@ -83,6 +83,8 @@ def thumbnail_response(data: bytes) -> HttpResponse:
 
 def image_response(detection: Detection) -> FileResponse:
     """The stored image as a private, non-sniffable response (pages and API alike)."""
+    if detection.kind == Detection.Kind.PRIVATE:  # no file was ever stored
+        raise Http404(PRIVATE_NO_IMAGE)
     response = FileResponse(
         detection.image.open("rb"),
         content_type=CONTENT_TYPES.get(detection.format.upper(), "application/octet-stream"),

@@ -46,6 +46,7 @@ urlpatterns = [
         name="feedback-withdraw",
     ),
     path("detections/<int:detection_id>/recheck/", views.recheck, name="recheck"),
+    path("private-check/", views.private_check, name="private-check"),
     path("models/", views.model_list, name="model-list"),
     path("models/<str:version>/", views.model_card, name="model-card"),
     path("models/<str:version>/card.json", views.model_card_json, name="model-card-json"),

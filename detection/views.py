@@ -30,10 +30,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django.views.defaults import page_not_found
 
+from deepfake_site.security_headers import PRIVATE_CHECK_POLICY, content_security_policy
 from detection import model_cards, report_pdf, selectors, services
 from detection.filters import DetectionFilterSet, page_data
 from detection.forms import DetectionFeedbackForm, DetectionIdsForm, UploadForm
-from detection.models import Detection, box_percent
+from detection.models import PRIVATE_NO_IMAGE, Detection, box_percent
 from detection.shared import (
     heatmap_response,
     image_response,
@@ -53,6 +54,7 @@ from detection.video_timeline import (
     timeline_so_far,
     track_rows,
 )
+from detection.web_model import web_model_get
 
 HISTORY_PAGE_SIZE = 25
 
@@ -121,7 +123,11 @@ def _detail_context(detection: Detection) -> dict[str, object]:
     context["reused_from"] = detection.reused_from if detection.reused_from_id else None
     context["similar_to"] = detection.similar_to if detection.similar_to_id else None
     context.update(_heatmap_context(detection, faces))
-    context["provenance_summary"] = provenance_summary(detection.provenance)
+    # A private check's file never reached the server: there is no metadata to speak of.
+    context["provenance_summary"] = (
+        None if detection.kind == Detection.Kind.PRIVATE
+        else provenance_summary(detection.provenance)
+    )
     context.update(_feedback_models_context(detection))
     # The owner's active link, read only when the page shows it (the status poll does not).
     context["share"] = SimpleLazyObject(
@@ -455,7 +461,11 @@ def _report_pdf_response(request: HttpRequest, detection: Detection) -> HttpResp
 @require_POST
 def share_create(request: HttpRequest, detection_id: int) -> HttpResponse:
     """Make (or show again) the detection's read-only link."""
-    services.detection_share_create(user=request.user, detection_id=detection_id)
+    try:
+        services.detection_share_create(user=request.user, detection_id=detection_id)
+    except ValidationError as exc:  # a private check: nothing to show without its image
+        messages.warning(request, " ".join(exc.messages))
+        return redirect("detection:detail", detection_id=detection_id)
     messages.success(
         request,
         "Share link ready. Anyone with it can see this report without signing in, until you "
@@ -479,6 +489,8 @@ def share_revoke(request: HttpRequest, detection_id: int) -> HttpResponse:
 def report_pdf_download(request: HttpRequest, detection_id: int) -> HttpResponse:
     """The owner's PDF report of a detection."""
     detection = selectors.detection_get(user=request.user, detection_id=detection_id)
+    if detection.kind == Detection.Kind.PRIVATE:  # the report is built around the image
+        raise Http404(PRIVATE_NO_IMAGE)
     return _report_pdf_response(request, detection)
 
 
@@ -624,7 +636,15 @@ def _feedback_models_context(
     re-check it. Only the owner's pages set `owner_tools`."""
     done = detection.status == Detection.Status.DONE
     feedback = selectors.detection_feedback_of(detection)
-    if feedback_form is None and done and detection.label in services.FEEDBACK_LABELS:
+    # A private check has no image: no report on it (export_feedback tests reports against
+    # their images) and no re-check.
+    private = detection.kind == Detection.Kind.PRIVATE
+    if (
+        feedback_form is None
+        and done
+        and not private
+        and detection.label in services.FEEDBACK_LABELS
+    ):
         initial = {"truth": feedback.truth, "note": feedback.note} if feedback else None
         feedback_form = DetectionFeedbackForm(label=detection.label, initial=initial)
     earlier = selectors.detection_rechecked_from(detection=detection)
@@ -642,7 +662,7 @@ def _feedback_models_context(
     }
     if earlier is not None:
         context["earlier_card_url"] = _card_url(earlier.model_version)
-    if done:
+    if done and not private:
         current = model_cards.model_version_current()
         if current and detection.model_version != current:
             context["recheck_offer"] = current
@@ -844,4 +864,25 @@ def video_frame(request: HttpRequest, detection_id: int, face_id: int) -> HttpRe
         selectors.detection_video_frame_get(
             user=request.user, detection_id=detection_id, face_id=face_id
         )
+    )
+
+
+@require_safe
+@content_security_policy(PRIVATE_CHECK_POLICY)
+def private_check(request: HttpRequest) -> HttpResponse:
+    """The Private check page, signed out too: the model runs in the visitor's browser
+    (static/js/private-check/), so the image never reaches this server; this only serves the
+    page, under a policy that lets it compile WebAssembly."""
+    web_model = web_model_get()
+    server_version = model_cards.model_version_current()
+    return render(
+        request,
+        "detection/private_check.html",
+        {
+            "max_pixels": settings.DETECTION_MAX_PIXELS,
+            "max_megapixels": round(settings.DETECTION_MAX_PIXELS / 1_000_000, 1),
+            # The page says "the same model the server uses" only when it is.
+            "server_model_version": server_version or "",
+            "same_model_as_server": bool(web_model and web_model.version == server_version),
+        },
     )

@@ -118,6 +118,13 @@ def test_image_static_files_built_as_the_dockerfile_does_serve_pages_in_producti
         status, headers, css = http_get(f"{server.url}{stylesheets[0]}")
         assert status == 200 and headers["Content-Type"].startswith("text/css")
         assert b".face-box" in css
+        # The Private check's WebAssembly (vendored TF.js) under its hashed name, as WebAssembly:
+        # browsers compile it while it streams only with this type.
+        names = json.loads((tmp_path / "var" / "staticfiles" / "staticfiles.json").read_text())
+        wasm = names["paths"]["vendor/tfjs/tfjs-backend-wasm-simd.wasm"]
+        status, headers, body = http_get(f"{server.url}/static/{wasm}")
+        assert status == 200 and headers["Content-Type"] == "application/wasm", headers
+        assert body[:4] == b"\0asm"
 
         # The compose health check itself, pointed at this server.
         healthcheck = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -223,7 +225,10 @@ class DetectionSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="This record in the API.")
     page_url = serializers.SerializerMethodField(help_text="The result page in the browser.")
     image_url = serializers.SerializerMethodField(
-        help_text="The stored image (metadata removed); same authentication as the API."
+        help_text=(
+            "The stored image (metadata removed); same authentication as the API. Null for a "
+            "private check (`kind` `private`): its image never left the browser."
+        )
     )
     face_box = _box_field(
         "[x, y, width, height] in image pixels of the deciding face (the same as its `box` in "
@@ -353,15 +358,20 @@ class DetectionSerializer(serializers.ModelSerializer):
     def get_page_url(self, obj: Detection) -> str:
         return _absolute(self.context.get("request"), reverse("detection:detail", args=[obj.id]))
 
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_image_url(self, obj: Detection) -> str:
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_image_url(self, obj: Detection) -> str | None:
+        if obj.kind == Detection.Kind.PRIVATE:
+            return None
         return _absolute(
             self.context.get("request"), reverse("api:detection-image", args=[obj.id])
         )
 
     # --- Repeats and thumbnails ---
     thumbnail_url = serializers.SerializerMethodField(
-        help_text="A small WebP of the stored image (at most 160 px a side); same authentication."
+        help_text=(
+            "A small WebP of the stored image (at most 160 px a side); same authentication. "
+            "Null for a private check."
+        )
     )
     reused_from = serializers.SerializerMethodField(
         help_text=(
@@ -378,8 +388,10 @@ class DetectionSerializer(serializers.ModelSerializer):
         )
     )
 
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_thumbnail_url(self, obj: Detection) -> str:
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_thumbnail_url(self, obj: Detection) -> str | None:
+        if obj.kind == Detection.Kind.PRIVATE:
+            return None
         return _absolute(
             self.context.get("request"), reverse("api:detection-thumbnail", args=[obj.id])
         )
@@ -407,8 +419,9 @@ class DetectionSerializer(serializers.ModelSerializer):
             "The faces' heatmaps, made just after the verdict: `pending` while they are being "
             "made (a few seconds at most; ask again), `done` when each face has its "
             "`heatmap_url`, `failed` when they could not be made (the verdict stands), `none` "
-            "when no face was found (nothing to explain); blank before the verdict, and for "
-            "verdicts made before heatmaps existed."
+            "when no face was found (nothing to explain); blank before the verdict, for "
+            "verdicts made before heatmaps existed, and for private checks (no image to "
+            "explain)."
         ),
     )
 
@@ -454,7 +467,13 @@ class DetectionSerializer(serializers.ModelSerializer):
     kind = serializers.ChoiceField(
         choices=Detection.Kind.choices,
         read_only=True,
-        help_text="`image` or `video`. The fields below up to `tracks` are null for an image.",
+        help_text=(
+            "`image`, `video`, or `private`: a private check, a verdict made in your browser on "
+            "the private check page and saved without the image (no `image_url`, "
+            "`thumbnail_url` or heatmaps; `original_name`, `format` and `sha256` blank, "
+            "`byte_size` 0; its labels were judged again by the server from each face's P(fake)). "
+            "The fields below up to `tracks` are null for an image and a private check."
+        ),
     )
     video_url = serializers.SerializerMethodField(
         help_text=(
@@ -670,3 +689,105 @@ class DetectionFeedbackInputSerializer(serializers.Serializer):
         max_length=2000,
         help_text="Optional: anything that helps, such as where the image comes from.",
     )
+
+
+# --- Private checks ---
+
+
+def _finite(value: float) -> None:
+    # "NaN" and "Infinity" parse as floats and pass any min/max comparison.
+    if not math.isfinite(value):
+        raise serializers.ValidationError("A finite number is required.", code="not_finite")
+
+
+class PrivateCheckFaceInputSerializer(serializers.Serializer):
+    """One face the browser found and judged."""
+
+    box = serializers.ListField(
+        child=serializers.IntegerField(min_value=0),
+        min_length=4,
+        max_length=4,
+        help_text=(
+            "[x, y, width, height] in image pixels, whole numbers; inside the image (one pixel "
+            "past its right or bottom edge is allowed: rounding), width and height at least 1."
+        ),
+    )
+    fake_probability = serializers.FloatField(
+        min_value=0,
+        max_value=1,
+        validators=[_finite],
+        help_text="The browser model's calibrated P(fake) of this face, 0..1.",
+    )
+    detector_confidence = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        max_value=1,
+        validators=[_finite],
+        help_text="How sure the face detector was, 0..1; null or absent when unknown.",
+    )
+
+
+class PrivateCheckInputSerializer(serializers.Serializer):
+    """A verdict the browser made on the private check page: the image's size and each face's
+    box and P(fake), never the image. Any other field (a `label` included) is ignored."""
+
+    model_version = serializers.CharField(
+        max_length=100,
+        help_text=(
+            "The browser model's version (its manifest's `model.version`): it must be the one "
+            "the private check page serves now, else 409."
+        ),
+    )
+    width = serializers.IntegerField(
+        min_value=1,
+        max_value=settings.DETECTION_MAX_PIXELS,
+        help_text=(
+            "The image's width in pixels (after EXIF orientation); width × height at most "
+            f"{settings.DETECTION_MAX_PIXELS}."
+        ),
+    )
+    height = serializers.IntegerField(
+        min_value=1, max_value=settings.DETECTION_MAX_PIXELS, help_text="Its height in pixels."
+    )
+    inference_ms = serializers.FloatField(
+        min_value=0,
+        max_value=3_600_000,
+        validators=[_finite],
+        help_text="How long the browser took to judge the image, in milliseconds.",
+    )
+    # A ListField (not many=True) so that the schema states maxItems.
+    faces = serializers.ListField(
+        child=PrivateCheckFaceInputSerializer(),
+        allow_empty=True,
+        max_length=settings.DETECTION_MAX_FACES,
+        help_text=(
+            "Every face found, largest first (empty when none was found: the verdict is then "
+            f"`no_face`); at most {settings.DETECTION_MAX_FACES}."
+        ),
+    )
+
+
+class PrivateCheckSavedSerializer(DetectionSerializer):
+    """The saved private check: the detection as GET gives it, except that `url` is its result
+    page (for the page that saved it) and `api_url` the record in the API."""
+
+    url = serializers.SerializerMethodField(
+        help_text="The result page in the browser (the same as `page_url`)."
+    )
+    api_url = serializers.SerializerMethodField(help_text="This record in the API.")
+
+    class Meta(DetectionSerializer.Meta):
+        fields = [*DetectionSerializer.Meta.fields, "api_url"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, obj: Detection) -> str:
+        return self.get_page_url(obj)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_api_url(self, obj: Detection) -> str:
+        return _absolute(
+            self.context.get("request"), reverse("api:detection-detail", args=[obj.id])
+        )

@@ -36,6 +36,8 @@ from detection.api.serializers import (
     DetectionUploadSerializer,
     DetectionWaitedSerializer,
     DetectionWaitSerializer,
+    PrivateCheckInputSerializer,
+    PrivateCheckSavedSerializer,
 )
 from detection.filters import ORDERINGS, SEARCH_MAX_LENGTH, DetectionFilterSet
 from detection.models import Detection
@@ -122,7 +124,9 @@ def _choice_or_blank(name: str, choices: list[str], description: str) -> OpenApi
         parameters=[
             _choice_or_blank("label", Detection.Label.values, "Only this verdict; blank: any."),
             _choice_or_blank("status", Detection.Status.values, "Only this status; blank: any."),
-            _choice_or_blank("kind", Detection.Kind.values, "Only images or videos; blank: both."),
+            _choice_or_blank(
+                "kind", Detection.Kind.values, "Only images, videos or private checks; blank: all."
+            ),
             _choice_or_blank("ordering", list(ORDERINGS), "The order; blank: newest first."),
             OpenApiParameter(
                 "search",
@@ -462,13 +466,25 @@ class DetectionViewSet(
         ),
         parameters=[_ID],
         request=None,
-        responses={200: DetectionShareSerializer, 201: DetectionShareSerializer},
+        responses={
+            200: DetectionShareSerializer,
+            201: DetectionShareSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="POST on a private check: it has no image to show, so no link.",
+            ),
+        },
     )
     @action(detail=True, methods=["get", "post", "delete"], url_path="share", filter_backends=[])
     def share(self, request: Request, pk: str) -> Response:
         detection_id = int(pk)
         if request.method == "POST":
-            share = services.detection_share_create(user=request.user, detection_id=detection_id)
+            try:
+                share = services.detection_share_create(
+                    user=request.user, detection_id=detection_id
+                )
+            except ValidationError as exc:
+                raise self._refused(exc, status_code=status.HTTP_409_CONFLICT) from None
             code = status.HTTP_201_CREATED
         elif request.method == "DELETE":
             services.detection_share_revoke(user=request.user, detection_id=detection_id)
@@ -523,3 +539,126 @@ class DetectionViewSet(
             range_header=request.headers.get("Range"),
             if_range=request.headers.get("If-Range"),
         )
+
+
+# --- Private checks ---
+
+
+def _private_error_items(detail: object, field: str = "") -> list[dict[str, str]]:
+    """Serializer errors as items named by path ("faces[2].box"), so a client can tell which
+    face was refused (the API's generic flattening keeps the innermost name only)."""
+    if isinstance(detail, dict):
+        items = []
+        for key, value in detail.items():
+            if isinstance(key, int):
+                name = f"{field}[{key}]"
+            elif key in ("non_field_errors", "__all__"):
+                name = field
+            else:
+                name = f"{field}.{key}" if field else str(key)
+            items += _private_error_items(value, name)
+        return items
+    if isinstance(detail, list | tuple) and any(isinstance(v, dict) for v in detail):
+        # One entry per item of a list of objects (faces), empty for the items that passed.
+        return [
+            item
+            for index, value in enumerate(detail)
+            for item in _private_error_items(value, f"{field}[{index}]")
+        ]
+    return error_items(detail, field)
+
+
+def _private_refused(exc: ValidationError) -> ApiError:
+    """The service's refusal as an API error: a browser model other than the page's now is a
+    conflict (409), none installed 503, anything else malformed input (400, per field)."""
+    per_field = exc.error_dict if hasattr(exc, "error_dict") else {"": exc.error_list}
+    items = [
+        error_item(code=error.code or "invalid", message=next(iter(error)), field=name)
+        for name, errors in per_field.items()
+        for error in errors
+    ]
+    code = items[0]["code"] if items else "invalid"
+    status_code = {"stale_model": 409, "model_unavailable": 503}.get(code, 400)
+    if status_code != 400:
+        return ApiError(status_code=status_code, detail=items[0]["message"], code=code)
+    # Malformed input answers like the serializer's refusals: code "invalid", one item a field.
+    return ApiError(
+        status_code=400,
+        detail="; ".join(f"{i['field']}: {i['message']}" for i in items),
+        code="invalid",
+        errors=items,
+    )
+
+
+@extend_schema(tags=["private checks"])
+class PrivateCheckViewSet(viewsets.GenericViewSet):
+    """Save a verdict made in the browser (the private check page), never the image."""
+
+    parser_classes = [JSONParser]
+    serializer_class = PrivateCheckSavedSerializer
+
+    def get_throttles(self):
+        # A saved verdict is a stored detection, like an upload's: refused before the body is
+        # read when the upload budget is spent, and charged one image when saved.
+        return [UploadBudgetThrottle()]
+
+    def get_queryset(self):
+        return Detection.objects.none()  # no reads here: the detections endpoints have them
+
+    @extend_schema(
+        summary="Save a private check's verdict to your history (never the image)",
+        description=(
+            "After a private check (the page where your browser judges an image itself and "
+            "nothing is uploaded), save its verdict as a detection of `kind` `private`: the "
+            "image's size and each face's box, P(fake) and detector confidence, never the "
+            "image. The server does not trust the browser's labels: it judges each face again "
+            "from its P(fake) with the browser model's threshold and uncertain band, and the "
+            "image from its most suspicious face (`no_face` without faces). Read, list, filter "
+            "(`?kind=private`) and delete it with the detections endpoints; it has no image, "
+            "thumbnail, heatmaps, share link or PDF. Counted against your upload budget as one "
+            "image. 409 when `model_version` is not the browser model the page serves now "
+            "(reload the page and check again); 503 when no browser model is installed."
+        ),
+        request={"application/json": PrivateCheckInputSerializer},
+        responses={
+            201: PrivateCheckSavedSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Malformed input: one item in `errors` per problem, with its "
+                "`field` (`width`, `faces[0].box`, ...).",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer, description="Made by another browser model than the page's now."
+            ),
+            503: OpenApiResponse(ErrorSerializer, description="No browser model is installed."),
+        },
+    )
+    def create(self, request: Request) -> Response:
+        body = PrivateCheckInputSerializer(data=request.data)
+        if not body.is_valid():
+            items = _private_error_items(body.errors)
+            raise ApiError(
+                status_code=400,
+                detail="; ".join(
+                    f"{i['field']}: {i['message']}" if i["field"] else i["message"] for i in items
+                ),
+                code="invalid",
+                errors=items,
+            )
+        retry_after = upload_budget_charge(request, images=1)
+        if retry_after is not None:
+            raise Throttled(wait=retry_after)
+        data = body.validated_data
+        try:
+            detection = services.detection_private_save(
+                owner=request.user,
+                model_version=data["model_version"],
+                width=data["width"],
+                height=data["height"],
+                faces=[dict(face) for face in data["faces"]],
+                inference_ms=data["inference_ms"],
+            )
+        except ValidationError as exc:
+            raise _private_refused(exc) from None
+        out = PrivateCheckSavedSerializer(detection, context=self.get_serializer_context())
+        return Response(out.data, status=status.HTTP_201_CREATED)

@@ -116,3 +116,25 @@ def test_reversed_no_face_verdicts_become_failed_with_the_reason(migrate):
     assert row.error == faces_migration.NO_FACE_ROLLED_BACK
     row = Detection.objects.get(id=kept.id)
     assert (row.status, row.label, row.fake_probability) == ("done", "real", 0.2)
+
+
+BEFORE_PRIVATE = [("detection", "0007_detection_progress_points")]
+PRIVATE = [("detection", "0008_private_check")]
+
+
+def test_private_check_migration_leaves_existing_rows_as_they_were(migrate):
+    old = migrate(BEFORE_PRIVATE)
+    owner = old.get_model("accounts", "User").objects.create(username="before-private")
+    row = _old_row(old, owner, **_verdict("fake", 0.9, [1, 2, 30, 30]))
+    before = old.get_model("detection", "Detection").objects.filter(id=row.id).values().get()
+
+    new = migrate(PRIVATE)
+    after = new.get_model("detection", "Detection").objects.filter(id=row.id).values().get()
+    assert after == before
+    assert after["kind"] == "image" and after["image"] == "uploads/2026/01/old.jpg"
+
+    # And back: the constraint goes, the rows stay.
+    back = migrate(BEFORE_PRIVATE)
+    assert back.get_model("detection", "Detection").objects.filter(id=row.id).values().get() == (
+        before
+    )

@@ -566,7 +566,7 @@ def test_schema_documents_the_video_fields_action_and_filter():
         p for p in schema["paths"]["/api/v1/detections/"]["get"]["parameters"]
         if p["name"] == "kind"
     ]  # fmt: skip
-    assert sorted(kind["schema"]["enum"]) == ["", "image", "video"]
+    assert sorted(kind["schema"]["enum"]) == ["", "image", "private", "video"]
 
 
 # --- The timeline's numbers ----------------------------------------------------------------

@@ -227,3 +227,65 @@ def test_admin_is_closed_to_ordinary_users(client, user, records):
     response = client.get(url)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
+
+
+# --- Private checks: the same endpoints with a verdict saved without its image ---------------
+
+# What the owner gets for a private row, where it differs from an upload's: what needs the image
+# is a 404 (a file, a picture) or a 409 (an action the row's state refuses); pages that refuse an
+# action redirect back with a message.
+PRIVATE_OWNER_STATUS = {
+    ("detection:image", "get"): 404,
+    ("detection:thumbnail", "get"): 404,
+    ("detection:report-pdf", "get"): 404,
+    ("detection:face-heatmap", "get"): 404,
+    ("api:detection-image", "get"): 404,
+    ("api:detection-thumbnail", "get"): 404,
+    ("api:detection-face-heatmap", "get"): 404,
+    ("api:detection-rerun", "post"): 409,
+    ("api:detection-recheck", "post"): 409,
+    ("api:detection-share", "post"): 409,
+}
+PRIVATE_MATRIX = [e for e in MATRIX if e.kind == "detection"]
+
+
+@pytest.fixture
+def private_record(user, settings, tmp_path):
+    from detection.tests.private_checks import private_detection, web_manifest_write
+
+    web_manifest_write(tmp_path / "web-model")
+    settings.DETECTION_WEB_MODEL_DIR = str(tmp_path / "web-model")
+    return private_detection(owner=user)
+
+
+@pytest.mark.parametrize("who", ["owner", "other", "anonymous"])
+@pytest.mark.parametrize(
+    "endpoint", PRIVATE_MATRIX, ids=[f"{e.method} {e.url_name}" for e in PRIVATE_MATRIX]
+)
+def test_ownership_matrix_of_a_private_check(client, user, other_user, private_record, who,
+                                             endpoint):
+    url = reverse(endpoint.url_name, args=[private_record.id, *endpoint.more_args])
+    if endpoint.api:
+        client = APIClient()
+        if who != "anonymous":
+            _, key = api_token_create(user=user if who == "owner" else other_user, name="t")
+            client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    elif who != "anonymous":
+        client.force_login(user if who == "owner" else other_user)
+
+    response = getattr(client, endpoint.method)(url)
+
+    if who == "owner":
+        expected = PRIVATE_OWNER_STATUS.get(
+            (endpoint.url_name, endpoint.method), endpoint.owner_status
+        )
+        assert response.status_code == expected
+        return
+    if who == "other":
+        assert response.status_code == 404
+    elif endpoint.api:
+        assert response.status_code in (401, 403)
+    else:
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("account_login"))
+    assert Detection.objects.filter(id=private_record.id, status="done").exists()
