@@ -238,7 +238,20 @@ def _similar_find(*, user: AbstractBaseUser, phashes: list[int]) -> dict[int, in
 
 def _verdict_copy(*, detection: Detection, root: Detection, now: dt.datetime) -> None:
     """Save ``detection`` done with ``root``'s verdict and faces (heatmaps included): no model
-    run, nothing queued."""
+    run, nothing queued. Heatmaps the worker is still making for ``root`` are left pending
+    here; the worker fills (or fails) them with root's (detection.worker.services)."""
+    if root.heatmap_status == Detection.HeatmapStatus.PENDING:
+        # Lock root's row, which the worker's heatmap save updates first: either that save has
+        # committed and its heatmaps are read again now, or it waits for this transaction and
+        # then finds this copy pending. Without the lock a save between the read and the commit
+        # would miss the copy.
+        root = (
+            Detection.objects.select_for_update()
+            .defer("thumbnail")
+            .prefetch_related("faces")
+            .filter(id=root.id)
+            .first()
+        ) or root
     detection.status = Status.DONE
     detection.reused_from = root
     for name in (
@@ -253,12 +266,8 @@ def _verdict_copy(*, detection: Detection, root: Detection, now: dt.datetime) ->
         "deciding_face",
     ):
         setattr(detection, name, getattr(root, name))
-    # Heatmaps still being made for the first check are not copied later: say there are none.
-    detection.heatmap_status = (
-        root.heatmap_status
-        if root.heatmap_status != Detection.HeatmapStatus.PENDING
-        else Detection.HeatmapStatus.FAILED
-    )
+    # As root's reads: pending stays pending (filled later), pending past the time limit failed.
+    detection.heatmap_status = root.heatmap_state
     detection.queued_at = None
     detection.started_at = detection.finished_at = now
     detection.save()

@@ -3,6 +3,7 @@ within one upload (analysed once), re-runs and thumbnails: services, pages and A
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import numpy as np
@@ -10,12 +11,14 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.urls import reverse
+from django.utils import timezone
 from PIL import Image
 
 from detection import services
 from detection.models import Detection, DetectionFace
-from detection.tests.helpers import upload
+from detection.tests.helpers import heatmap_png_bytes, upload
 from detection.uploads.fingerprint import phash_distance
+from detection.worker import services as worker_services
 
 pytestmark = pytest.mark.django_db
 
@@ -391,3 +394,59 @@ def test_history_marks_a_repeat(user, client, password, current_model):
     assert ">repeat</span>" in row
     first_row = html[html.index(f'id="detection-{first.id}"') :]
     assert ">repeat</span>" not in first_row[: first_row.index("</tr>")]
+
+
+def test_a_repeat_of_a_check_whose_heatmaps_are_pending_shows_them_once_made(
+    token_client, user, client, password, current_model
+):
+    from ml.inference import FaceHeatmap  # the worker's type; web tests import ml lazily
+
+    data = pattern_jpeg(24)
+    [first] = _create(user, upload("a.jpg", data))
+    _finish(first)
+    # The verdict is out, its heatmaps still being made by run "t1" (detection.worker).
+    Detection.objects.filter(id=first.id).update(
+        claim_token="t1", started_at=timezone.now(), heatmap_status="pending"
+    )
+    DetectionFace.objects.filter(detection=first).update(heatmap=None, heatmap_box=None)
+
+    response = token_client.post(
+        reverse("api:detection-list"), {"image": [upload("b.jpg", data)]}, format="multipart"
+    )
+    [item] = response.json()["detections"]
+    detail = token_client.get(item["url"]).json()
+    assert detail["reused_from"]["id"] == first.id
+    assert detail["heatmap_status"] == "pending"  # was "failed": never to come
+    assert detail["faces"][0]["heatmap_url"] is None
+    client.login(username=user.username, password=password)
+    page = client.get(reverse("detection:detail", args=[item["id"]])).content.decode()
+    assert "Making the heatmap" in page
+
+    assert worker_services._heatmaps_save(
+        detection_id=first.id,
+        claim_token="t1",
+        heatmaps=[FaceHeatmap(png=heatmap_png_bytes(), region=(0, 0, 40, 40))],
+    )
+    detail = token_client.get(item["url"]).json()
+    assert detail["heatmap_status"] == "done"
+    [face] = detail["faces"]
+    assert face["heatmap_box"] == [0, 0, 40, 40]
+    png = token_client.get(face["heatmap_url"])
+    assert png.status_code == 200 and png["Content-Type"] == "image/png"
+    assert b"".join(png) == heatmap_png_bytes()
+    page = client.get(reverse("detection:detail", args=[item["id"]])).content.decode()
+    assert reverse("detection:face-heatmap", args=[item["id"], 1]) in page
+
+
+def test_a_repeat_of_heatmaps_left_pending_past_the_time_limit_reads_failed(
+    user, settings, current_model
+):
+    data = pattern_jpeg(25)
+    [first] = _create(user, upload("a.jpg", data))
+    _finish(first)
+    started = timezone.now() - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 1)
+    Detection.objects.filter(id=first.id).update(started_at=started, heatmap_status="pending")
+    [again] = _create(user, upload("b.jpg", data))
+    again.refresh_from_db()
+    assert again.reused_from_id == first.id
+    assert again.heatmap_status == again.heatmap_state == "failed"  # its worker is gone

@@ -7,7 +7,9 @@ duplicate or redelivered message can never produce a second verdict.
 A verdict with faces is saved with heatmap_status pending and announced at once; then the same
 run explains each face (Grad-CAM, ml.explain) from the inputs the model saw, and saves the
 heatmaps done, or failed (the verdict stands either way). Saved only while the run still holds
-the done row (its claim token), so a re-run or a duplicate never writes a second set.
+the done row (its claim token), so a re-run or a duplicate never writes a second set. Repeats of
+the verdict copied meanwhile (reused_from, heatmaps pending) get the same heatmaps, or fail with
+them, in the same transaction.
 
 A video (Detection.kind "video") is sampled, its faces judged and tracked by ml.video; its
 progress (frames done / total) is written while the run holds the claim, and its verdict, tracks
@@ -264,18 +266,44 @@ def _heatmaps_save(*, detection_id: int, claim_token: str, heatmaps: list[FaceHe
             heatmap_status=Heatmap.DONE
         ):
             return False
+        repeats = _heatmaps_repeats_finish(detection_id=detection_id, status=Heatmap.DONE)
         for number, heatmap in enumerate(heatmaps, start=1):
-            DetectionFace.objects.filter(detection_id=detection_id, index=number).update(
-                heatmap=heatmap.png, heatmap_box=_box(heatmap.region)
-            )
+            DetectionFace.objects.filter(
+                detection_id__in=[detection_id, *repeats], index=number
+            ).update(heatmap=heatmap.png, heatmap_box=_box(heatmap.region))
+    return True
+
+
+def _heatmaps_repeats_finish(*, detection_id: int, status: str) -> list[int]:
+    """The repeats of this detection copied while its heatmaps were pending (reused_from,
+    detection.services._verdict_copy) get its final heatmap status; returns their ids, whose
+    faces (copies of its faces, index for index) take its heatmaps. Called in the transaction
+    that finishes the detection's own, after its row's update: a copy being made meanwhile
+    holds that row's lock, so it is committed (and found here) before this runs."""
+    waiting = Detection.objects.filter(
+        reused_from_id=detection_id, status=Status.DONE, heatmap_status=Heatmap.PENDING
+    )
+    # Locked, so that a re-run of a copy (which deletes its faces) waits for this transaction.
+    ids = list(waiting.select_for_update().values_list("id", flat=True))
+    if ids:
+        Detection.objects.filter(id__in=ids).update(heatmap_status=status)
+    return ids
+
+
+def _heatmaps_fail(*, detection_id: int, claim_token: str) -> bool:
+    """This run's pending heatmaps failed, and with them its repeats' (one transaction)."""
+    with transaction.atomic():
+        if not _heatmaps_mine(detection_id=detection_id, claim_token=claim_token).update(
+            heatmap_status=Heatmap.FAILED
+        ):
+            return False
+        _heatmaps_repeats_finish(detection_id=detection_id, status=Heatmap.FAILED)
     return True
 
 
 def _heatmaps_failed(*, detection_id: int, claim_token: str) -> None:
     try:
-        _heatmaps_mine(detection_id=detection_id, claim_token=claim_token).update(
-            heatmap_status=Heatmap.FAILED
-        )
+        _heatmaps_fail(detection_id=detection_id, claim_token=claim_token)
     except Exception:  # noqa: BLE001 - the database is away: the page stops waiting by itself
         logger.warning(
             "Detection %s: could not mark its heatmaps failed", detection_id, exc_info=True
@@ -286,9 +314,7 @@ def _heatmaps_abandoned(*, detection_id: int, claim_token: str) -> None:
     """This message, delivered again, finds its own verdict saved and the heatmaps never
     finished: its worker died making them. They are marked failed, not made again: the inputs
     are gone, and an image that kills the worker in Grad-CAM must not do so at every delivery."""
-    if _heatmaps_mine(detection_id=detection_id, claim_token=claim_token).update(
-        heatmap_status=Heatmap.FAILED
-    ):
+    if _heatmaps_fail(detection_id=detection_id, claim_token=claim_token):
         logger.warning("Detection %s: its worker was lost making the heatmaps", detection_id)
 
 
