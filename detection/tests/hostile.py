@@ -292,6 +292,23 @@ def png_bomb(width: int = 30000, height: int = 30000, colour: bool = False) -> b
     )
 
 
+def png_text_chunk(kind: bytes, keyword: bytes, text: bytes) -> bytes:
+    """A compressed text chunk holding ``text``: zTXt, or iTXt with its compression flag set.
+    Highly compressible text is a few KB on disk for megabytes inflated."""
+    stream = zlib.compress(text, 9)
+    if kind == b"zTXt":
+        return png_chunk(kind, keyword + b"\x00\x00" + stream)
+    return png_chunk(kind, keyword + b"\x00\x01\x00" + b"en\x00\x00" + stream)
+
+
+def png_with_chunks(*, before: bytes = b"", after: bytes = b"") -> bytes:
+    """png() with chunks put before its image data (read by Pillow at open) and after it (read
+    at load), the IEND chunk last."""
+    data = png()
+    idat, iend = data.index(b"IDAT") - 4, data.rindex(b"IEND") - 4
+    return data[:idat] + before + data[idat:iend] + after + data[iend:]
+
+
 # --- Animation ------------------------------------------------------------------------------
 
 

@@ -8,16 +8,25 @@ import os
 import subprocess
 import sys
 import time
+import zlib
 from io import BytesIO
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile, TemporaryUploadedFile
-from PIL import FitsImagePlugin, GifImagePlugin, Image, ImageFile, TiffImagePlugin
+from PIL import (
+    FitsImagePlugin,
+    GifImagePlugin,
+    Image,
+    ImageFile,
+    PngImagePlugin,
+    TiffImagePlugin,
+)
 
 from detection.tests import hostile
 from detection.uploads import ACCEPT_ATTR, ALLOWED_FORMATS, filename_sanitize, image_validate
+from detection.uploads.containers import png_text_unreadable_drop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACCEPTED_NAMES = "JPEG, PNG or WebP"
@@ -275,6 +284,89 @@ def test_pillow_refusing_a_bomb_itself_is_reported_as_too_many_pixels(monkeypatc
     settings.DETECTION_MAX_PIXELS = 10_000_000
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     assert refused(hostile.png((100, 100))).code == "too_many_pixels"
+
+
+# --- Text: decompression bombs in PNG text chunks -------------------------------------------
+
+TEXT_OVER_1_MB = b"sampler settings, seed and prompt " * 40_000  # 1.36 MB; 5 KB compressed
+
+
+@pytest.mark.parametrize("where", ["before", "after"], ids=["before-pixels", "after-pixels"])
+@pytest.mark.parametrize("kind", [b"zTXt", b"iTXt"], ids=["zTXt", "iTXt"])
+def test_a_png_with_a_text_chunk_over_1_mb_uncompressed_is_accepted_without_it(kind, where):
+    chunk = hostile.png_text_chunk(kind, b"Comment", TEXT_OVER_1_MB)
+    data = hostile.png_with_chunks(**{where: chunk})
+    assert len(data) < 10_000
+    # What Pillow alone does with it: refuses the whole file, at open or at load.
+    with pytest.raises(ValueError, match="MAX_TEXT_CHUNK"):
+        Image.open(BytesIO(data)).load()
+
+    clean = image_validate(upload=hostile.upload(data, "render.png", "image/png"))
+    assert (clean.format, clean.width, clean.height) == ("PNG", 40, 20)
+    assert clean.sha256 == hashlib.sha256(data).hexdigest()  # of the file as it came
+    img = reopen(clean.content, "PNG")
+    assert img.tobytes() == reopen(hostile.png(), "PNG").tobytes()
+    assert b"Comment" not in clean.content and "Comment" not in img.info
+    assert clean.removed_metadata == ("PNG text chunks",)
+    # Said on the result page (provenance notes); its start was still read, within the bound.
+    notes = " ".join(clean.provenance["errors"])
+    assert "The PNG text “Comment” was too large to read safely" in notes
+    assert "over 1 MB uncompressed" in notes and "read without it" in notes
+    assert clean.provenance["png_text"]["Comment"].startswith("sampler settings, seed")
+
+
+def test_only_the_text_chunks_past_pillows_bounds_are_dropped():
+    small = hostile.png_text_chunk(b"zTXt", b"Software", b"Krita 5.2")
+    plain = hostile.png_chunk(b"tEXt", b"Author\x00someone")
+    big = hostile.png_text_chunk(b"iTXt", b"workflow", TEXT_OVER_1_MB)
+    data = hostile.png_with_chunks(before=small + big, after=plain)
+    readable, dropped = png_text_unreadable_drop(data)
+    assert dropped == ("workflow",)
+    assert readable == hostile.png_with_chunks(before=small, after=plain)
+    assert png_text_unreadable_drop(readable) == (readable, ())
+    # A PNG whose text Pillow reads is handed over as it is, not copied.
+    ordinary = hostile.png_with_metadata()
+    assert png_text_unreadable_drop(ordinary)[0] is ordinary
+    assert png_text_unreadable_drop(hostile.jpeg()) == (hostile.jpeg(), ())
+
+
+def test_png_text_is_never_inflated_past_pillows_bounds(monkeypatch):
+    """Each chunk at most MAX_TEXT_CHUNK, all of them at most MAX_TEXT_MEMORY (plus one chunk):
+    past that, text chunks are dropped without being inflated. Small bounds keep it quick."""
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_CHUNK", 1000)
+    monkeypatch.setattr(PngImagePlugin, "MAX_TEXT_MEMORY", 4000)
+    inflated: list[tuple[int, int]] = []  # (max_length asked, bytes out) per call
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self):
+            self._inflater = real()
+
+        def decompress(self, data, max_length=0):
+            out = self._inflater.decompress(data, max_length)
+            inflated.append((max_length, len(out)))
+            return out
+
+        @property
+        def unconsumed_tail(self):
+            return self._inflater.unconsumed_tail
+
+    bomb = hostile.png_text_chunk(b"zTXt", b"bomb", b"\x00" * 50_000_000)  # 50 MB in 49 KB
+    fits = [hostile.png_text_chunk(b"zTXt", b"t%d" % i, b"x" * 900) for i in range(10)]
+    data = hostile.png_with_chunks(before=bomb + b"".join(fits[:5]), after=b"".join(fits[5:]))
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    readable, dropped = png_text_unreadable_drop(data)
+    monkeypatch.setattr(zlib, "decompressobj", real)
+
+    assert all(asked == 1000 for asked, _out in inflated)
+    assert inflated == [(1000, 1000)] + [(1000, 900)] * 4  # then the budget (4000) is spent
+    assert dropped == ("bomb", "t4", "t5", "t6", "t7", "t8", "t9")
+    img = Image.open(BytesIO(readable))  # Pillow's own bounds, as small, now hold
+    img.load()
+    assert sorted(img.text) == ["t0", "t1", "t2", "t3"]
+    clean = image_validate(upload=hostile.upload(data, "many.png", "image/png"))
+    assert clean.format == "PNG"
+    assert "“bomb”, “t4”, “t5”, “t6”, “t7” and 2 more" in " ".join(clean.provenance["errors"])
 
 
 # --- Damaged --------------------------------------------------------------------------------

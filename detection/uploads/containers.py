@@ -3,7 +3,9 @@ bytes of formats we refuse. Nothing here decodes pixels."""
 
 from __future__ import annotations
 
-from PIL import Image
+import zlib
+
+from PIL import Image, PngImagePlugin
 
 from detection.uploads.formats import DECODE_ERRORS, MAX_JPEG_SCANS
 
@@ -99,6 +101,86 @@ def _png_metadata(data: bytes) -> set[str]:
             break
         pos += 12 + length
     return found
+
+
+def png_text_unreadable_drop(data: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """``data`` without the PNG text chunks that Pillow would refuse the whole file for, and
+    their keywords; ``data`` itself when there are none (or it is no PNG).
+
+    Pillow inflates a compressed text chunk (zTXt, iTXt) to at most PngImagePlugin.
+    MAX_TEXT_CHUNK (1 MiB) and raises ValueError, whether the chunk comes before the pixels (at
+    open) or after them (at load), when there is more; it raises too once the text it keeps
+    passes MAX_TEXT_MEMORY (64 MiB) in all. Both are bomb guards, and the pixels are fine: the
+    text is metadata, which re-encoding drops anyway. So such a chunk is cut out (the others
+    are copied byte for byte, their CRCs with them) and Pillow opens the rest, its guards
+    still in place. Each chunk is inflated here with the same bound and the same test as
+    Pillow's (never unbounded), and no more than MAX_TEXT_MEMORY is inflated in all: past that,
+    every further compressed text chunk is dropped without being inflated.
+
+    The worker never needs it: it decodes the stored copy, re-encoded without any text chunk
+    (detection/tests/worker/test_png_text.py checks that such a file decodes there)."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return data, ()
+    chunk_limit = PngImagePlugin.MAX_TEXT_CHUNK
+    memory_limit = PngImagePlugin.MAX_TEXT_MEMORY
+    kept_parts: list[bytes] = []
+    dropped: list[str] = []
+    kept_text = inflated = 0
+    start, pos, end = 0, len(_PNG_SIGNATURE), len(data)
+    while pos + 12 <= end:
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"IEND" or pos + 12 + length > end:
+            break  # the rest is copied as it is: Pillow judges a damaged structure itself
+        following = pos + 12 + length
+        if kind in _PNG_TEXT_CHUNKS:
+            keyword, text, compressed, counted = _png_text_parts(
+                kind, data[pos + 8 : pos + 8 + length]
+            )
+            size: int | None = len(text)
+            if compressed:
+                size = None  # dropped, unless inflated within both bounds below
+                if inflated < memory_limit:
+                    inflater = zlib.decompressobj()
+                    try:
+                        text = inflater.decompress(text, chunk_limit)
+                    except zlib.error:  # Pillow reads it as no text
+                        text, tail = b"", b""
+                    else:
+                        tail = inflater.unconsumed_tail
+                    inflated += len(text)
+                    if not tail:
+                        size = len(text)
+            if size is None or (counted and kept_text + size > memory_limit):
+                kept_parts.append(data[start:pos])
+                start = following
+                dropped.append(keyword[:79].decode("latin-1"))
+            elif counted:
+                kept_text += size
+        pos = following
+    if not dropped:
+        return data, ()
+    kept_parts.append(data[start:])
+    return b"".join(kept_parts), tuple(dropped)
+
+
+def _png_text_parts(kind: bytes, body: bytes) -> tuple[bytes, bytes, bool, bool]:
+    """(keyword, text, whether Pillow inflates the text, whether it counts it against
+    MAX_TEXT_MEMORY) of a text chunk, read the way PngImagePlugin reads it."""
+    keyword, sep, rest = body.partition(b"\x00")
+    if kind == b"tEXt":
+        return keyword, rest, False, bool(keyword)
+    if kind == b"zTXt":
+        # A method byte, then the stream; Pillow refuses a method other than 0 by itself.
+        return keyword, rest[1:], rest[:1] in (b"", b"\x00"), bool(keyword)
+    # iTXt: compression flag, method, language\0, translated keyword\0, text.
+    if not sep or len(rest) < 2:
+        return keyword, b"", False, False
+    flag, method = rest[0], rest[1]
+    fields = rest[2:].split(b"\x00", 2)
+    if len(fields) < 3 or (flag and method):  # skipped by Pillow
+        return keyword, b"", False, False
+    return keyword, fields[2], bool(flag), True
 
 
 def c2pa_found(img: Image.Image, fmt: str, data: bytes) -> bool:

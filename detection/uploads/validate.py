@@ -3,7 +3,8 @@
 ``image_validate`` never trusts the file name or the client's content type. It
 
 1. refuses by ``upload.size`` before reading, then reads at most limit + 1 bytes;
-2. opens the bytes with Pillow restricted to JPEG, PNG and WebP (no other parser sees them);
+2. opens the bytes with Pillow restricted to JPEG, PNG and WebP (no other parser sees them); a
+   PNG without the text chunks Pillow would refuse it for (``png_text_unreadable_drop``);
 3. refuses too many pixels from the header, before any pixel memory is allocated, and a JPEG
    with an absurd number of progressive scans (each one a full decoding pass);
 4. decodes fully, so a truncated or damaged file is refused here, not in the worker;
@@ -25,7 +26,12 @@ from django.core.files.uploadedfile import UploadedFile
 from PIL import Image
 
 from detection.uploads import messages
-from detection.uploads.containers import jpeg_scan_count, metadata_found, webp_is_lossless
+from detection.uploads.containers import (
+    jpeg_scan_count,
+    metadata_found,
+    png_text_unreadable_drop,
+    webp_is_lossless,
+)
 from detection.uploads.fingerprint import image_phash, image_small, image_thumbnail
 from detection.uploads.formats import (
     ALLOWED_FORMATS,
@@ -35,6 +41,7 @@ from detection.uploads.formats import (
     FORMAT_ALIASES,
     MAX_JPEG_SCANS,
 )
+from detection.uploads.metadata_readers import clean_text
 from detection.uploads.provenance import provenance_read
 from detection.uploads.reencode import encode, storable_pixels
 
@@ -79,8 +86,12 @@ def image_validate(*, upload: UploadedFile) -> CleanImage:
         raise messages.too_large(len(data), max_bytes)
 
     sha256 = hashlib.sha256(data).hexdigest()
+    # Pillow refuses a whole PNG for a text chunk past its bomb guards (over 1 MiB inflated);
+    # the pixels are fine and the text is metadata we drop anyway, so it opens the PNG without
+    # such chunks. Everything else here reads the file as it came.
+    readable, dropped_text = png_text_unreadable_drop(data)
     try:
-        img = Image.open(BytesIO(data), formats=ALLOWED_FORMATS)
+        img = Image.open(BytesIO(readable), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's own bound (Image.MAX_IMAGE_PIXELS): an error above twice it, and a warning
         # above it where warnings are errors. Ours below is the one that matters; we do not use
@@ -114,6 +125,8 @@ def image_validate(*, upload: UploadedFile) -> CleanImage:
         removed = metadata_found(img, fmt, data)
         # What the metadata says, read before re-encoding drops it; never refuses the upload.
         provenance = provenance_read(data=data, img=img, fmt=fmt)
+        if dropped_text:
+            provenance["errors"].append(_png_text_dropped_note(dropped_text))
         lossless_webp = fmt == "WEBP" and webp_is_lossless(data)
         try:
             pixels = storable_pixels(img, fmt)
@@ -137,6 +150,16 @@ def image_validate(*, upload: UploadedFile) -> CleanImage:
         phash=phash,
         thumbnail=thumbnail,
         provenance=provenance,
+    )
+
+
+def _png_text_dropped_note(keywords: tuple[str, ...]) -> str:
+    names = ", ".join(f"“{clean_text(k, 80) or '(no keyword)'}”" for k in keywords[:5])
+    more = f" and {len(keywords) - 5} more" if len(keywords) > 5 else ""
+    return (
+        f"The PNG text {names}{more} was too large to read safely (over 1 MB uncompressed, "
+        "or past 64 MB of text in all), so the image was read without it; like all metadata "
+        "it is not kept in the stored copy."
     )
 
 
