@@ -38,6 +38,17 @@ def _steady_upload_budget_clock(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _model_version_uncached():
+    # model_version_current keeps its answer in this process for a few seconds: a version one
+    # test saw (its heartbeats, its ML_MODEL_DIR) must never be the next test's.
+    from detection.model_cards import model_version_cache_clear
+
+    model_version_cache_clear()
+    yield
+    model_version_cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     # PBKDF2 costs about half a second a hash on a busy 2-core machine; tests are about flows,
     # not the hasher. (Processes the tests start, like the worker, never hash passwords.)

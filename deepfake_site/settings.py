@@ -173,6 +173,11 @@ ML_INTRA_OP_THREADS = env.int("ML_INTRA_OP_THREADS", default=1) or None
 ML_INTER_OP_THREADS = env.int("ML_INTER_OP_THREADS", default=1) or None
 # Model directory the workers load; empty means the model shipped in ml/models/default.
 ML_MODEL_DIR = env.str("ML_MODEL_DIR", default="")
+# How long a web process reuses its answer to "which model version serves now?" (read from the
+# workers' heartbeats; every upload asks): a burst of uploads reads it once. 0 reads it each time.
+DETECTION_MODEL_VERSION_CACHE_SECONDS = env.float(
+    "DETECTION_MODEL_VERSION_CACHE_SECONDS", default=5.0
+)
 # Periodic sweeper (celery beat): rows pending longer than this are queued again if the broker
 # lost their message (one still queued behind a backlog is left alone).
 DETECTION_SWEEP_INTERVAL = env.int("DETECTION_SWEEP_INTERVAL", default=60)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,9 +51,44 @@ def served_model_dir() -> Path:
     return Path(settings.ML_MODEL_DIR) if settings.ML_MODEL_DIR else DEFAULT_MODEL_DIR
 
 
+# model_version_current's last answer: (version, when read by _clock, ML_MODEL_DIR then).
+_current: tuple[str | None, float, str] | None = None
+_clock = time.monotonic
+
+
 def model_version_current() -> str | None:
     """The version of the model that gives new verdicts now: what a live worker reports having
-    loaded, else what its configured folder's card says; None when neither can be read."""
+    loaded, else what its configured folder's card says; None when neither can be read.
+
+    Read at most once per DETECTION_MODEL_VERSION_CACHE_SECONDS in this process (every upload
+    asks). So for that long after a new version starts serving, an upload may still compare its
+    bytes with the old version's verdicts: at worst one reuse too many (the old verdict, shown
+    with the old version and the offer to re-check) or one too few (a model run that gives the
+    verdict it would have copied). The answer lags as much already without the cache: a worker
+    beats every WORKER_HEARTBEAT_SECONDS, and during a rolling restart old and new workers both
+    serve.
+    """
+    global _current
+    now, model_dir = _clock(), settings.ML_MODEL_DIR
+    cached = _current
+    if (
+        cached is not None
+        and now - cached[1] < settings.DETECTION_MODEL_VERSION_CACHE_SECONDS
+        and cached[2] == model_dir
+    ):
+        return cached[0]
+    version = _model_version_read()
+    _current = (version, now, model_dir)
+    return version
+
+
+def model_version_cache_clear() -> None:
+    """Forget model_version_current's answer: the next call reads it again."""
+    global _current
+    _current = None
+
+
+def _model_version_read() -> str | None:
     beat = (
         WorkerHeartbeat.objects.exclude(model_version="")
         .filter(last_seen__gte=timezone.now() - WORKER_STALE_AFTER)

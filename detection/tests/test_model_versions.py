@@ -78,15 +78,47 @@ def test_model_list_is_public_and_says_which_version_serves(client):
     assert "ml/models/v1" in html
 
 
-def test_model_list_follows_what_a_live_worker_reports(client):
+def test_model_list_follows_what_a_live_worker_reports(client, monkeypatch, settings):
+    settings.DETECTION_MODEL_VERSION_CACHE_SECONDS = 5
+    clock = [1000.0]
+    monkeypatch.setattr(model_cards, "_clock", lambda: clock[0])
     v1 = _shipped("v1")
     WorkerHeartbeatFactory(model_version=v1.version)
     html = client.get(reverse("detection:model-list")).content.decode()
     assert f'class="model-current" data-version="{v1.version}"' in html
 
     WorkerHeartbeatFactory(pid=7, model_version="unknown-build-1")
+    clock[0] += 4.9  # the answer is kept for the cache time...
+    html = client.get(reverse("detection:model-list")).content.decode()
+    assert f'class="model-current" data-version="{v1.version}"' in html
+    clock[0] += 0.1  # ...and read again once it has passed
     html = client.get(reverse("detection:model-list")).content.decode()
     assert 'id="current-not-installed"' in html and "unknown-build-1" in html
+
+
+def test_model_version_is_read_once_per_cache_time(settings, monkeypatch,
+                                                   django_assert_num_queries):
+    settings.DETECTION_MODEL_VERSION_CACHE_SECONDS = 5
+    clock = [1000.0]
+    monkeypatch.setattr(model_cards, "_clock", lambda: clock[0])
+    WorkerHeartbeatFactory(model_version="m-1")
+    with django_assert_num_queries(1):
+        assert [model_cards.model_version_current() for _ in range(3)] == ["m-1"] * 3
+    # A heartbeat written in this process is seen at once (a worker's own answer).
+    from detection.worker.heartbeat import worker_heartbeat_beat
+
+    worker_heartbeat_beat(model_name="m", model_version="m-2")
+    with django_assert_num_queries(1):
+        assert model_cards.model_version_current() == "m-2"
+    # Another folder configured (ML_MODEL_DIR) is never answered from the cache.
+    settings.ML_MODEL_DIR = "/nonexistent"
+    with django_assert_num_queries(1):
+        model_cards.model_version_current()
+    # 0 turns the cache off.
+    settings.DETECTION_MODEL_VERSION_CACHE_SECONDS = 0
+    with django_assert_num_queries(2):
+        model_cards.model_version_current()
+        model_cards.model_version_current()
 
 
 def test_model_card_page_renders_the_card_markdown(client):

@@ -52,5 +52,8 @@ def image_small(img: Image.Image) -> Image.Image:
 def image_thumbnail(small: Image.Image) -> bytes:
     """``image_small``'s picture as a WebP."""
     out = BytesIO()
-    small.save(out, "WEBP", quality=80, method=4)
+    # Method 2, not libwebp's default 4: half the time per upload (128 px test faces: 0.67 ms
+    # against 1.31) for files 4 % larger (2.42 kB against 2.33 kB) and 0.3 dB less PSNR (36.8
+    # against 37.1 dB); a 12 MP picture of 48 faces: 1.2 ms against 2.1, 3 % larger.
+    small.save(out, "WEBP", quality=80, method=2)
     return out.getvalue()

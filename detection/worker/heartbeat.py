@@ -7,6 +7,7 @@ import socket
 
 from django.utils import timezone
 
+from detection.model_cards import model_version_cache_clear
 from detection.models import WorkerHeartbeat
 
 
@@ -24,6 +25,9 @@ def worker_heartbeat_beat(*, model_name: str = "", model_version: str = "") -> N
             "started_at": now,
         },
     )
+    # This process's own answer to "which version serves?" (model_cards) is read again now;
+    # other processes notice within their cache time.
+    model_version_cache_clear()
 
 
 def worker_heartbeat_delete_dead() -> int:
@@ -39,6 +43,7 @@ def worker_heartbeat_delete_dead() -> int:
     if not dead:
         return 0
     deleted, _ = WorkerHeartbeat.objects.filter(hostname=hostname, pid__in=dead).delete()
+    model_version_cache_clear()
     return deleted
 
 
@@ -57,4 +62,5 @@ def worker_heartbeat_delete(*, hostname: str | None = None, pid: int | None = No
     deleted, _ = WorkerHeartbeat.objects.filter(
         hostname=hostname or socket.gethostname(), pid=pid or os.getpid()
     ).delete()
+    model_version_cache_clear()
     return deleted
