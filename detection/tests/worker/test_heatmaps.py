@@ -326,6 +326,8 @@ def test_heatmaps_saved_after_the_repeat_was_found_but_before_it_was_copied(
     assert _heatmaps(copy) == [(1, b"png-1", [1, 2, 30, 30])]
 
 
+# Row locks between two connections: PostgreSQL's behaviour (SQLite locks the whole table).
+@pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_heatmaps_saved_while_a_repeat_is_being_copied_wait_for_it_and_fill_it(serving, user):
     """Two connections: an upload copies the first check's verdict (its heatmaps pending) and
