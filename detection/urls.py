@@ -47,6 +47,8 @@ urlpatterns = [
     ),
     path("detections/<int:detection_id>/recheck/", views.recheck, name="recheck"),
     path("private-check/", views.private_check, name="private-check"),
+    path("private-check/offline/", views.private_check_offline, name="private-check-offline"),
+    path("private-check/sw.js", views.private_check_sw, name="private-check-sw"),
     path("models/", views.model_list, name="model-list"),
     path("models/<str:version>/", views.model_card, name="model-card"),
     path("models/<str:version>/card.json", views.model_card_json, name="model-card-json"),

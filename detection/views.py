@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from functools import wraps
 
@@ -35,6 +36,7 @@ from detection import model_cards, report_pdf, selectors, services
 from detection.filters import DetectionFilterSet, page_data
 from detection.forms import DetectionFeedbackForm, DetectionIdsForm, UploadForm
 from detection.models import PRIVATE_NO_IMAGE, Detection, box_percent
+from detection.private_check_offline import offline_assets, offline_version
 from detection.shared import (
     heatmap_response,
     image_response,
@@ -867,22 +869,70 @@ def video_frame(request: HttpRequest, detection_id: int, face_id: int) -> HttpRe
     )
 
 
+def _private_check_context() -> dict[str, object]:
+    web_model = web_model_get()
+    server_version = model_cards.model_version_current()
+    return {
+        "max_pixels": settings.DETECTION_MAX_PIXELS,
+        "max_megapixels": round(settings.DETECTION_MAX_PIXELS / 1_000_000, 1),
+        # The page says "the same model the server uses" only when it is.
+        "server_model_version": server_version or "",
+        "same_model_as_server": bool(web_model and web_model.version == server_version),
+    }
+
+
 @require_safe
 @content_security_policy(PRIVATE_CHECK_POLICY)
 def private_check(request: HttpRequest) -> HttpResponse:
     """The Private check page, signed out too: the model runs in the visitor's browser
     (static/js/private-check/), so the image never reaches this server; this only serves the
     page, under a policy that lets it compile WebAssembly."""
-    web_model = web_model_get()
-    server_version = model_cards.model_version_current()
-    return render(
-        request,
-        "detection/private_check.html",
-        {
-            "max_pixels": settings.DETECTION_MAX_PIXELS,
-            "max_megapixels": round(settings.DETECTION_MAX_PIXELS / 1_000_000, 1),
-            # The page says "the same model the server uses" only when it is.
-            "server_model_version": server_version or "",
-            "same_model_as_server": bool(web_model and web_model.version == server_version),
-        },
+    return render(request, "detection/private_check.html", _private_check_context())
+
+
+def _private_check_offline_html() -> str:
+    """The page as a signed-out visitor gets it, marked as the offline copy. Rendered for a new,
+    empty request rather than the caller's, so that nothing of whoever asks (user, session,
+    CSRF token, pending messages) can reach the copy a browser keeps."""
+    blank = HttpRequest()
+    blank.method = "GET"
+    # Its links (the nav's current page, sign-in's return) are those of the page itself.
+    blank.path = blank.path_info = reverse("detection:private-check")
+    return render_to_string(
+        "detection/private_check.html", {**_private_check_context(), "offline": True}, blank
     )
+
+
+@require_safe
+@content_security_policy(PRIVATE_CHECK_POLICY)
+def private_check_offline(request: HttpRequest) -> HttpResponse:
+    """The copy of the Private check page that its service worker keeps and shows when the
+    network is off; the same for everyone (see _private_check_offline_html)."""
+    response = HttpResponse(_private_check_offline_html())
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+@require_safe
+def private_check_sw(request: HttpRequest) -> HttpResponse:
+    """The Private check page's service worker (templates/detection/private_check_sw.js). Served
+    from /private-check/ so that its scope is that page and nothing else of the site; its version
+    (the name of its cache) follows the files it keeps, so a release that changes one installs it
+    again. no-cache: the browser asks again at each visit whether the worker changed."""
+    assets = offline_assets()
+    version = offline_version(
+        assets=assets, offline_page=_private_check_offline_html().encode()
+    )
+    response = render(
+        request,
+        "detection/private_check_sw.js",
+        {
+            "version": json.dumps(version),
+            "page_url": json.dumps(reverse("detection:private-check")),
+            "offline_url": json.dumps(reverse("detection:private-check-offline")),
+            "assets": json.dumps([url for _, url in assets], indent=2),
+        },
+        content_type="text/javascript; charset=utf-8",
+    )
+    response["Cache-Control"] = "no-cache"
+    return response

@@ -8,6 +8,8 @@
 //
 // The model files come from the site once, then from the Cache Storage API (a cache per model
 // version, each file checked against the manifest's sha256), so the page works offline later.
+// The manifest is asked of the site every time (a new model version replaces the cached one);
+// only when it cannot be reached (offline) is the copy kept beside the cached files used.
 
 import { networkLoad } from "./graph.js";
 import { FaceDetector } from "./mtcnn.js";
@@ -85,6 +87,30 @@ async function cacheOpen(name) {
   } catch (error) {
     return null;
   }
+}
+
+// The manifest kept beside the cached model files, for a page opened offline: that of the newest
+// model cache holding one (cacheOpen leaves only one), or null.
+async function manifestCached(url) {
+  if (!globalThis.caches) {
+    return null;
+  }
+  try {
+    // caches.keys() lists the caches in the order they were made: the newest last.
+    const names = (await caches.keys()).filter((key) => key.startsWith(CACHE_PREFIX)).reverse();
+    for (const name of names) {
+      const hit = await (await caches.open(name)).match(url);
+      if (hit) {
+        const manifest = await hit.json();
+        if (manifest.format === MODEL_FORMAT && manifest.model && CACHE_PREFIX + manifest.model.version === name) {
+          return manifest;
+        }
+      }
+    }
+  } catch (error) {
+    // an unreadable cache: as if there were none
+  }
+  return null;
 }
 
 // The body of `response`, reporting each chunk's size to `progress` as it arrives.
@@ -203,16 +229,24 @@ export async function engineLoad({ baseUrl, onProgress = null, wasmPaths = null,
     throw new Error("TensorFlow.js did not load");
   }
   const base = new URL(String(baseUrl).replace(/\/?$/, "/"), globalThis.location ? location.href : undefined);
-  let response;
+  const manifestUrl = new URL("manifest.json", base).href;
+  let manifest = null;
+  let response = null;
   try {
-    response = await fetch(new URL("manifest.json", base), { cache: "no-cache", credentials: "same-origin" });
+    response = await fetch(manifestUrl, { cache: "no-cache", credentials: "same-origin" });
   } catch (error) {
-    throw new Error("the model manifest could not be downloaded (no connection?)");
+    // No connection: the model cached on an earlier visit, if any (its files are checked below).
+    manifest = await manifestCached(manifestUrl);
+    if (!manifest) {
+      throw new Error("the model manifest could not be downloaded (no connection?)");
+    }
   }
-  if (!response.ok) {
-    throw new Error(`the model manifest could not be downloaded (HTTP ${response.status})`);
+  if (response) {
+    if (!response.ok) {
+      throw new Error(`the model manifest could not be downloaded (HTTP ${response.status})`);
+    }
+    manifest = await response.json();
   }
-  const manifest = await response.json();
   if (manifest.format !== MODEL_FORMAT) {
     throw new Error(`the model manifest is not in the format ${MODEL_FORMAT}`);
   }
@@ -238,6 +272,16 @@ export async function engineLoad({ baseUrl, onProgress = null, wasmPaths = null,
   await Promise.all(files.map(async (file) => {
     buffers.set(file.path, await fileFetch(new URL(file.path, base).href, file, cache, report));
   }));
+  if (cache && response) {
+    // Kept once every file it lists is cached, for the next visit made offline (manifestCached).
+    try {
+      await cache.put(manifestUrl, new Response(JSON.stringify(manifest), {
+        headers: { "Content-Type": "application/json" },
+      }));
+    } catch (error) {
+      // storage full or refused: only an offline visit needs it
+    }
+  }
   const { backend: used, note } = await picking;
 
   const nets = {};

@@ -485,6 +485,17 @@ el.dropZone.addEventListener("drop", (event) => {
   check(files[0]);
 });
 
+// The service worker (templates/detection/private_check_sw.js) keeps this page and its files so
+// that it opens offline next time. Without it the page still works online: a failure is only
+// logged.
+function offlineCopyKeep() {
+  const url = root.dataset.serviceWorkerUrl;
+  if (!url || !("serviceWorker" in navigator)) { return; }
+  navigator.serviceWorker.register(url, { scope: root.dataset.serviceWorkerScope || undefined })
+    .catch((error) => console.warn("Private check: this page will not open offline:", error));
+}
+
+offlineCopyKeep();
 modelLoad()
   .then(({ loaded, cached }) => modelReady(loaded, cached))
   .catch(modelFailed);
