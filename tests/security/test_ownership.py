@@ -142,11 +142,8 @@ def _unchanged(records) -> bool:
     )
 
 
-@pytest.mark.parametrize("who", ["owner", "other", "anonymous"])
-@pytest.mark.parametrize("endpoint", MATRIX, ids=[f"{e.method} {e.url_name}" for e in MATRIX])
-def test_ownership_matrix(client, user, other_user, records, who, endpoint):
-    more = [records[a].id if isinstance(a, str) else a for a in endpoint.more_args]
-    url = reverse(endpoint.url_name, args=[records[endpoint.kind].id, *more])
+def _request_as(client, endpoint, url, *, who, user, other_user):
+    """The endpoint's request as the owner, another user or nobody (token for the API)."""
     if endpoint.api:
         client = APIClient()
         if who != "anonymous":
@@ -154,12 +151,11 @@ def test_ownership_matrix(client, user, other_user, records, who, endpoint):
             client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     elif who != "anonymous":
         client.force_login(user if who == "owner" else other_user)
+    return getattr(client, endpoint.method)(url)
 
-    response = getattr(client, endpoint.method)(url)
 
-    if who == "owner":
-        assert response.status_code == endpoint.owner_status
-        return
+def _assert_refused(response, endpoint, *, who):
+    """Another user's id is a 404; nobody is asked to sign in (pages) or refused (API)."""
     if who == "other":
         assert response.status_code == 404
     elif endpoint.api:
@@ -167,6 +163,19 @@ def test_ownership_matrix(client, user, other_user, records, who, endpoint):
     else:
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("account_login"))
+
+
+@pytest.mark.parametrize("who", ["owner", "other", "anonymous"])
+@pytest.mark.parametrize("endpoint", MATRIX, ids=[f"{e.method} {e.url_name}" for e in MATRIX])
+def test_ownership_matrix(client, user, other_user, records, who, endpoint):
+    more = [records[a].id if isinstance(a, str) else a for a in endpoint.more_args]
+    url = reverse(endpoint.url_name, args=[records[endpoint.kind].id, *more])
+    response = _request_as(client, endpoint, url, who=who, user=user, other_user=other_user)
+
+    if who == "owner":
+        assert response.status_code == endpoint.owner_status
+        return
+    _assert_refused(response, endpoint, who=who)
     body = b"".join(response.streaming_content) if response.streaming else response.content
     assert b"owners-secret" not in body
     assert _unchanged(records)
@@ -265,15 +274,7 @@ def private_record(user, settings, tmp_path):
 def test_ownership_matrix_of_a_private_check(client, user, other_user, private_record, who,
                                              endpoint):
     url = reverse(endpoint.url_name, args=[private_record.id, *endpoint.more_args])
-    if endpoint.api:
-        client = APIClient()
-        if who != "anonymous":
-            _, key = api_token_create(user=user if who == "owner" else other_user, name="t")
-            client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    elif who != "anonymous":
-        client.force_login(user if who == "owner" else other_user)
-
-    response = getattr(client, endpoint.method)(url)
+    response = _request_as(client, endpoint, url, who=who, user=user, other_user=other_user)
 
     if who == "owner":
         expected = PRIVATE_OWNER_STATUS.get(
@@ -281,11 +282,5 @@ def test_ownership_matrix_of_a_private_check(client, user, other_user, private_r
         )
         assert response.status_code == expected
         return
-    if who == "other":
-        assert response.status_code == 404
-    elif endpoint.api:
-        assert response.status_code in (401, 403)
-    else:
-        assert response.status_code == 302
-        assert response["Location"].startswith(reverse("account_login"))
+    _assert_refused(response, endpoint, who=who)
     assert Detection.objects.filter(id=private_record.id, status="done").exists()
