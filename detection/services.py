@@ -47,7 +47,7 @@ from detection.uploads.fingerprint import (
     image_thumbnail,
 )
 from detection.uploads.messages import naming_file
-from detection.web_model import web_model_get
+from detection.web_model import probability_or_none, web_model_get
 
 logger = logging.getLogger(__name__)
 
@@ -897,13 +897,6 @@ class PrivateFace:
     detector_confidence: float | None = None
 
 
-def _private_probability(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) and 0.0 <= value <= 1.0 else None
-
-
 def _private_faces(
     *, faces: Sequence[PrivateFace | dict], width: int, height: int, max_faces: int
 ) -> list[PrivateFace]:
@@ -950,12 +943,12 @@ def _private_faces(
                     code="box_outside",
                     params={"width": width, "height": height},
                 )
-        probability = _private_probability(p)
+        probability = probability_or_none(p)
         if probability is None:
             errors[f"{where}.fake_probability"] = ValidationError(
                 "P(fake) must be a number from 0 to 1.", code="invalid_probability"
             )
-        if confidence is not None and _private_probability(confidence) is None:
+        if confidence is not None and probability_or_none(confidence) is None:
             errors[f"{where}.detector_confidence"] = ValidationError(
                 "The detector's confidence must be a number from 0 to 1, or null.",
                 code="invalid_probability",

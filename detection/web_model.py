@@ -42,7 +42,8 @@ def web_model_dir() -> Path:
     return Path(settings.DETECTION_WEB_MODEL_DIR)
 
 
-def _probability(value: object) -> float | None:
+def probability_or_none(value: object) -> float | None:
+    """``value`` as a probability (a finite number from 0 to 1, not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     value = float(value)
@@ -55,9 +56,9 @@ def _parse(manifest: object) -> WebModel | None:
     model = manifest.get("model")
     if not isinstance(model, dict) or not model.get("version"):
         return None
-    threshold = _probability(model.get("threshold"))
-    low = _probability(model.get("uncertain_low"))
-    high = _probability(model.get("uncertain_high"))
+    threshold = probability_or_none(model.get("threshold"))
+    low = probability_or_none(model.get("uncertain_low"))
+    high = probability_or_none(model.get("uncertain_high"))
     if threshold is None or low is None or high is None or low > high:
         return None
     faces = manifest.get("faces") if isinstance(manifest.get("faces"), dict) else {}
