@@ -768,26 +768,3 @@ class PrivateCheckInputSerializer(serializers.Serializer):
         ),
     )
 
-
-class PrivateCheckSavedSerializer(DetectionSerializer):
-    """The saved private check: the detection as GET gives it, except that `url` is its result
-    page (for the page that saved it) and `api_url` the record in the API."""
-
-    url = serializers.SerializerMethodField(
-        help_text="The result page in the browser (the same as `page_url`)."
-    )
-    api_url = serializers.SerializerMethodField(help_text="This record in the API.")
-
-    class Meta(DetectionSerializer.Meta):
-        fields = [*DetectionSerializer.Meta.fields, "api_url"]
-        read_only_fields = fields
-
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_url(self, obj: Detection) -> str:
-        return self.get_page_url(obj)
-
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_api_url(self, obj: Detection) -> str:
-        return _absolute(
-            self.context.get("request"), reverse("api:detection-detail", args=[obj.id])
-        )

@@ -37,7 +37,6 @@ from detection.api.serializers import (
     DetectionWaitedSerializer,
     DetectionWaitSerializer,
     PrivateCheckInputSerializer,
-    PrivateCheckSavedSerializer,
 )
 from detection.filters import ORDERINGS, SEARCH_MAX_LENGTH, DetectionFilterSet
 from detection.models import Detection
@@ -595,7 +594,7 @@ class PrivateCheckViewSet(viewsets.GenericViewSet):
     """Save a verdict made in the browser (the private check page), never the image."""
 
     parser_classes = [JSONParser]
-    serializer_class = PrivateCheckSavedSerializer
+    serializer_class = DetectionSerializer
 
     def get_throttles(self):
         # A saved verdict is a stored detection, like an upload's: refused before the body is
@@ -621,7 +620,7 @@ class PrivateCheckViewSet(viewsets.GenericViewSet):
         ),
         request={"application/json": PrivateCheckInputSerializer},
         responses={
-            201: PrivateCheckSavedSerializer,
+            201: DetectionSerializer,
             400: OpenApiResponse(
                 ErrorSerializer,
                 description="Malformed input: one item in `errors` per problem, with its "
@@ -660,5 +659,5 @@ class PrivateCheckViewSet(viewsets.GenericViewSet):
             )
         except ValidationError as exc:
             raise _private_refused(exc) from None
-        out = PrivateCheckSavedSerializer(detection, context=self.get_serializer_context())
+        out = DetectionSerializer(detection, context=self.get_serializer_context())
         return Response(out.data, status=status.HTTP_201_CREATED)

@@ -186,9 +186,9 @@ def test_api_saves_and_answers_201_with_the_detection_and_its_page(token_client,
     assert detection.owner == user
     assert data["id"] == detection.id
     assert data["kind"] == "private"
-    assert data["url"].endswith(reverse("detection:detail", args=[detection.id]))
-    assert data["url"] == data["page_url"]
-    assert data["api_url"].endswith(reverse("api:detection-detail", args=[detection.id]))
+    # The same body as GET gives: `url` the record, `page_url` the result page.
+    assert data["page_url"].endswith(reverse("detection:detail", args=[detection.id]))
+    assert data["url"].endswith(reverse("api:detection-detail", args=[detection.id]))
     assert data["status"] == "done" and data["label"] == "fake"
     assert data["fake_probability"] == 0.83
     assert data["image_url"] is None and data["thumbnail_url"] is None

@@ -433,7 +433,7 @@ async function save(result, button, status) {
     try { answer = await response.json(); } catch (error) { answer = {}; }
     if (response.status === 201) {
       status.replaceChildren("Saved to your history. ",
-        node("a", { href: answer.url, id: "pc-saved-link" }, "See the saved verdict"));
+        node("a", { href: answer.page_url, id: "pc-saved-link" }, "See the saved verdict"));
       status.dataset.saved = "true";
       button.hidden = true;
       return;
