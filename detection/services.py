@@ -56,7 +56,7 @@ Status = Detection.Status
 def _private_refuse(detection: Detection, *, action: str) -> None:
     """Refuse, as a conflict with the detection's state (code "private_check"), what needs the
     stored image when the detection is a private check (it has none)."""
-    if detection.kind == Detection.Kind.PRIVATE:
+    if detection.is_private:
         raise ValidationError(
             "A private check cannot be %(action)s: the image never left the browser that "
             "checked it, so the server does not have it.",

@@ -83,7 +83,7 @@ def thumbnail_response(data: bytes) -> HttpResponse:
 
 def image_response(detection: Detection) -> FileResponse:
     """The stored image as a private, non-sniffable response (pages and API alike)."""
-    if detection.kind == Detection.Kind.PRIVATE:  # no file was ever stored
+    if detection.is_private:  # no file was ever stored
         raise Http404(PRIVATE_NO_IMAGE)
     response = FileResponse(
         detection.image.open("rb"),

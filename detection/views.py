@@ -127,7 +127,7 @@ def _detail_context(detection: Detection) -> dict[str, object]:
     context.update(_heatmap_context(detection, faces))
     # A private check's file never reached the server: there is no metadata to speak of.
     context["provenance_summary"] = (
-        None if detection.kind == Detection.Kind.PRIVATE
+        None if detection.is_private
         else provenance_summary(detection.provenance)
     )
     context.update(_feedback_models_context(detection))
@@ -491,7 +491,7 @@ def share_revoke(request: HttpRequest, detection_id: int) -> HttpResponse:
 def report_pdf_download(request: HttpRequest, detection_id: int) -> HttpResponse:
     """The owner's PDF report of a detection."""
     detection = selectors.detection_get(user=request.user, detection_id=detection_id)
-    if detection.kind == Detection.Kind.PRIVATE:  # the report is built around the image
+    if detection.is_private:  # the report is built around the image
         raise Http404(PRIVATE_NO_IMAGE)
     return _report_pdf_response(request, detection)
 
@@ -640,7 +640,7 @@ def _feedback_models_context(
     feedback = selectors.detection_feedback_of(detection)
     # A private check has no image: no report on it (export_feedback tests reports against
     # their images) and no re-check.
-    private = detection.kind == Detection.Kind.PRIVATE
+    private = detection.is_private
     if (
         feedback_form is None
         and done

@@ -360,7 +360,7 @@ class DetectionSerializer(serializers.ModelSerializer):
 
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_image_url(self, obj: Detection) -> str | None:
-        if obj.kind == Detection.Kind.PRIVATE:
+        if obj.is_private:
             return None
         return _absolute(
             self.context.get("request"), reverse("api:detection-image", args=[obj.id])
@@ -390,7 +390,7 @@ class DetectionSerializer(serializers.ModelSerializer):
 
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_thumbnail_url(self, obj: Detection) -> str | None:
-        if obj.kind == Detection.Kind.PRIVATE:
+        if obj.is_private:
             return None
         return _absolute(
             self.context.get("request"), reverse("api:detection-thumbnail", args=[obj.id])
